@@ -1,0 +1,1 @@
+"""Code shared by every EV Charging Network program: wire formats, domain rules, adapters."""

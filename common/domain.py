@@ -1,0 +1,139 @@
+"""Domain rules: everything that changes CP or supply state lives here (SPEC §3, §4).
+
+Pure functions and tables, no I/O. CENTRAL, the API, the consoles and every
+screen call these; nothing else computes a CP state, its colour or a supply phase.
+
+CP state derivation, in this order (SPEC §3): Monitor link down -> DESCONECTADO;
+Engine KO -> AVERIADO; any out-of-service reason -> PARADO; a supply in
+progress -> SUMINISTRANDO; else ACTIVADO.
+
+Supply lifecycle: ``TRANSITIONS[(phase, event)] -> phase``. A supply is
+AUTHORIZED when CENTRAL accepts a request, CHARGING once the vehicle is plugged,
+and FINISHED when it ends for any reason (unplug, stop, fault, expiry). Every
+supply that reaches FINISHED gets exactly one ticket. Illegal transitions raise
+and leave the phase unchanged.
+"""
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
+from typing import Iterable, Optional
+
+
+class CpState(str, Enum):
+    DESCONECTADO = "DESCONECTADO"
+    ACTIVADO = "ACTIVADO"
+    SUMINISTRANDO = "SUMINISTRANDO"
+    PARADO = "PARADO"
+    AVERIADO = "AVERIADO"
+
+
+STATE_COLOURS: dict[CpState, str] = {
+    CpState.DESCONECTADO: "grey",
+    CpState.ACTIVADO: "green",
+    CpState.SUMINISTRANDO: "green",
+    CpState.PARADO: "orange",
+    CpState.AVERIADO: "red",
+}
+OUT_OF_ORDER_CAPTION = "Out of Order"
+
+
+class OutOfService(str, Enum):
+    """Independent reasons a CP is deliberately out of service."""
+
+    OPERATOR = "OPERATOR"
+    WEATHER = "WEATHER"
+    KEYS_REVOKED = "KEYS_REVOKED"
+
+
+def derive_cp_state(link_up: bool, engine_ok: bool, out_of_service: Iterable[str], supplying: bool) -> CpState:
+    """CENTRAL's view of a CP from its link, engine health, reasons and supply (SPEC §3)."""
+    if not link_up:
+        return CpState.DESCONECTADO
+    if not engine_ok:
+        return CpState.AVERIADO
+    if any(True for _ in out_of_service):
+        return CpState.PARADO
+    if supplying:
+        return CpState.SUMINISTRANDO
+    return CpState.ACTIVADO
+
+
+def caption(state: CpState, out_of_service: Iterable[str] = ()) -> str:
+    """Text shown under a CP tile: the state, or 'Out of Order' plus its reasons."""
+    if state is CpState.PARADO:
+        return f"{OUT_OF_ORDER_CAPTION} ({', '.join(sorted(out_of_service))})"
+    return state.value
+
+
+def deny_reason(state: CpState, out_of_service: Iterable[str], cp_busy: bool) -> Optional[str]:
+    """Why a CP cannot take a new supply now, or None when it can (SPEC §4 step 5)."""
+    reasons = set(out_of_service)
+    if state is CpState.DESCONECTADO:
+        return "DISCONNECTED"
+    if state is CpState.AVERIADO:
+        return "FAULTY"
+    if state is CpState.PARADO:
+        return "WEATHER" if reasons == {OutOfService.WEATHER.value} else "OUT_OF_ORDER"
+    if cp_busy:
+        return "BUSY"
+    return None
+
+
+class Phase(str, Enum):
+    AUTHORIZED = "AUTHORIZED"
+    CHARGING = "CHARGING"
+    FINISHED = "FINISHED"
+
+
+class SupplyEvent(str, Enum):
+    PLUG = "PLUG"
+    FINISH = "FINISH"  # unplug, stop, fault, lost link: the engine's final record or CENTRAL's decision
+    EXPIRE = "EXPIRE"  # not plugged in time
+    CANCEL = "CANCEL"  # authorization withdrawn before the plug (stop, fault, revocation)
+
+
+TRANSITIONS: dict[tuple[Phase, SupplyEvent], Phase] = {
+    (Phase.AUTHORIZED, SupplyEvent.PLUG): Phase.CHARGING,
+    (Phase.AUTHORIZED, SupplyEvent.EXPIRE): Phase.FINISHED,
+    (Phase.AUTHORIZED, SupplyEvent.CANCEL): Phase.FINISHED,
+    (Phase.AUTHORIZED, SupplyEvent.FINISH): Phase.FINISHED,
+    (Phase.CHARGING, SupplyEvent.FINISH): Phase.FINISHED,
+}
+
+
+class IllegalTransition(Exception):
+    """An event that the supply's current phase does not accept."""
+
+
+def next_phase(phase: Phase, event: SupplyEvent) -> Phase:
+    """The phase after an event; raises IllegalTransition for events the phase does not accept."""
+    try:
+        return TRANSITIONS[(phase, event)]
+    except KeyError:
+        raise IllegalTransition(f"{event.value} is not allowed in phase {phase.value}") from None
+
+
+# ---- money and energy: exact decimals everywhere ----
+KWH_QUANTUM = Decimal("0.001")
+EUR_QUANTUM = Decimal("0.01")
+
+
+def energy(value: object) -> Decimal:
+    """kWh as an exact decimal with 3 places."""
+    return Decimal(str(value)).quantize(KWH_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def money(value: object) -> Decimal:
+    """€ as an exact decimal with 2 places."""
+    return Decimal(str(value)).quantize(EUR_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def amount_for(energy_kwh: object, price_eur_kwh: object) -> Decimal:
+    """€ charged for an energy at a price (kWh × €/kWh)."""
+    return money(Decimal(str(energy_kwh)) * Decimal(str(price_eur_kwh)))
+
+
+def energy_after(seconds: float, power_kw: object, time_scale: float = 1.0) -> Decimal:
+    """kWh delivered at a constant power over some seconds (time_scale speeds up simulations)."""
+    return energy(Decimal(str(power_kw)) * Decimal(str(seconds * time_scale)) / Decimal(3600))
