@@ -1,0 +1,1 @@
+"""CENTRAL: the network operator's backend and its web front."""

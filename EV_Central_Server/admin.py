@@ -1,0 +1,91 @@
+"""Admin command: register CPs and drivers in CENTRAL's database (until the Registry does it over HTTPS).
+
+Usage:
+  python EV_Central_Server/admin.py [--db host:port] load <network.json>
+  python EV_Central_Server/admin.py add-cp <id> --address A --city C [--country ES] --price P --power KW [--zone Z]
+  python EV_Central_Server/admin.py add-driver <id>
+  python EV_Central_Server/admin.py remove-cp <id>
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common.config import load_env  # noqa: E402
+from common.db import Database, dsn_from, migrate  # noqa: E402
+from EV_Central_Server.central.repository import PostgresRepository  # noqa: E402
+
+CP_FIELDS = ("cp_id", "address", "city", "country", "price_eur_kwh", "power_kw", "zone")
+
+
+def validate_cp(cp: dict) -> dict:
+    """Check a CP record; raises ValueError with a readable reason."""
+    missing = [f for f in ("cp_id", "address", "city", "price_eur_kwh", "power_kw") if not cp.get(f)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    try:
+        price, power = Decimal(str(cp["price_eur_kwh"])), Decimal(str(cp["power_kw"]))
+    except InvalidOperation:
+        raise ValueError("price and power must be numbers") from None
+    if price < 0 or power <= 0:
+        raise ValueError("price must be >= 0 and power > 0")
+    return {"country": "ES", "zone": "default", **{k: cp[k] for k in CP_FIELDS if k in cp},
+            "price_eur_kwh": price, "power_kw": power}
+
+
+def main(argv=None) -> int:
+    """Run one admin command against the database."""
+    load_env()
+    ap = argparse.ArgumentParser(prog="admin", description="Register CPs and drivers")
+    ap.add_argument("--db", default=None, help="PostgreSQL host:port")
+    sub = ap.add_subparsers(dest="command", required=True)
+    load = sub.add_parser("load")
+    load.add_argument("file")
+    add = sub.add_parser("add-cp")
+    add.add_argument("cp_id")
+    add.add_argument("--address", required=True)
+    add.add_argument("--city", required=True)
+    add.add_argument("--country", default="ES")
+    add.add_argument("--price", required=True, dest="price_eur_kwh")
+    add.add_argument("--power", required=True, dest="power_kw")
+    add.add_argument("--zone", default="default")
+    drv = sub.add_parser("add-driver")
+    drv.add_argument("driver_id")
+    rm = sub.add_parser("remove-cp")
+    rm.add_argument("cp_id")
+    args = ap.parse_args(argv)
+
+    db = Database.connect(dsn_from(args.db), attempts=30)
+    migrate(db)
+    repo = PostgresRepository(db)
+    try:
+        if args.command == "load":
+            data = json.loads(Path(args.file).read_text(encoding="utf-8"))
+            for cp in data.get("charging_points", []):
+                repo.upsert_cp(validate_cp(cp))
+            for driver_id in data.get("drivers", []):
+                repo.add_driver(driver_id)
+            print(f"registered {len(data.get('charging_points', []))} CPs and {len(data.get('drivers', []))} drivers")
+        elif args.command == "add-cp":
+            repo.upsert_cp(validate_cp(vars(args)))
+            print(f"registered CP {args.cp_id}")
+        elif args.command == "add-driver":
+            repo.add_driver(args.driver_id)
+            print(f"registered driver {args.driver_id}")
+        elif args.command == "remove-cp":
+            print("removed" if repo.delete_cp(args.cp_id) else f"CP {args.cp_id} does not exist")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

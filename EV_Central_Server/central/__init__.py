@@ -1,0 +1,1 @@
+"""CENTRAL's service layer and its edges (sockets, Kafka, REST, console)."""

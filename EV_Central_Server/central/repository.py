@@ -1,0 +1,194 @@
+"""PostgreSQL repository of CENTRAL: every read and write of its tables, in short transactions."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Optional
+
+from common.db import Database
+
+CP_COLUMNS = "cp_id, address, city, country, price_eur_kwh, power_kw, zone, out_of_service, engine_ok"
+SUPPLY_COLUMNS = ("supply_id, request_id, cp_id, driver_id, phase, price_eur_kwh, authorized_at, expires_at, "
+                  "started_at, ended_at, energy_kwh, amount_eur, power_kw, end_reason")
+TICKET_COLUMNS = ("ticket_id, supply_id, cp_id, driver_id, started_at, ended_at, duration_s, energy_kwh, "
+                  "price_eur_kwh, amount_eur, reason, issued_at, acked_at")
+
+
+class PostgresRepository:
+    """CENTRAL's persistence port, backed by PostgreSQL."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    # ---- charging points and drivers ----
+    def load_cps(self) -> list[dict]:
+        """Every registered CP."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {CP_COLUMNS} FROM charging_points ORDER BY cp_id")
+            return list(cur.fetchall())
+
+    def get_cp(self, cp_id: str) -> Optional[dict]:
+        """One CP, or None."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {CP_COLUMNS} FROM charging_points WHERE cp_id = %s", (cp_id,))
+            return cur.fetchone()
+
+    def save_cp_flags(self, cp_id: str, out_of_service: list[str], engine_ok: bool) -> None:
+        """Persist a CP's out-of-service reasons and engine health."""
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE charging_points SET out_of_service = %s, engine_ok = %s WHERE cp_id = %s",
+                        (sorted(out_of_service), engine_ok, cp_id))
+
+    def upsert_cp(self, cp: dict) -> None:
+        """Register or update a CP (admin command)."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO charging_points (cp_id, address, city, country, price_eur_kwh, power_kw, zone) "
+                "VALUES (%(cp_id)s, %(address)s, %(city)s, %(country)s, %(price_eur_kwh)s, %(power_kw)s, %(zone)s) "
+                "ON CONFLICT (cp_id) DO UPDATE SET address = EXCLUDED.address, city = EXCLUDED.city, "
+                "country = EXCLUDED.country, price_eur_kwh = EXCLUDED.price_eur_kwh, "
+                "power_kw = EXCLUDED.power_kw, zone = EXCLUDED.zone", cp)
+
+    def delete_cp(self, cp_id: str) -> bool:
+        """Remove a CP; False when unknown."""
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM charging_points WHERE cp_id = %s", (cp_id,))
+            return cur.rowcount > 0
+
+    def driver_exists(self, driver_id: str) -> bool:
+        """Whether a driver is registered."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT 1 FROM drivers WHERE driver_id = %s", (driver_id,))
+            return cur.fetchone() is not None
+
+    def add_driver(self, driver_id: str, password_hash: Optional[str] = None) -> None:
+        """Register a driver (idempotent)."""
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO drivers (driver_id, password_hash) VALUES (%s, %s) "
+                        "ON CONFLICT (driver_id) DO NOTHING", (driver_id, password_hash))
+
+    def list_drivers(self) -> list[dict]:
+        """Every driver id (no personal data)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT driver_id, created_at FROM drivers ORDER BY driver_id")
+            return list(cur.fetchall())
+
+    # ---- supplies and tickets ----
+    def open_supplies(self) -> list[dict]:
+        """Supplies not finished yet."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {SUPPLY_COLUMNS} FROM supplies WHERE phase <> 'FINISHED'")
+            return list(cur.fetchall())
+
+    def insert_supply(self, s: dict) -> None:
+        """Record a new authorized supply."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO supplies (supply_id, request_id, cp_id, driver_id, phase, price_eur_kwh, "
+                "authorized_at, expires_at, power_kw) VALUES (%(supply_id)s, %(request_id)s, %(cp_id)s, "
+                "%(driver_id)s, 'AUTHORIZED', %(price_eur_kwh)s, %(authorized_at)s, %(expires_at)s, %(power_kw)s)", s)
+
+    def mark_started(self, supply_id: str, started_at: datetime) -> None:
+        """The vehicle was plugged in."""
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE supplies SET phase = 'CHARGING', started_at = %s "
+                        "WHERE supply_id = %s AND phase = 'AUTHORIZED'", (started_at, supply_id))
+
+    def save_live_figures(self, figures: list[tuple[Decimal, Decimal, str]]) -> None:
+        """Batch-persist the latest (energy, amount, supply_id) of running supplies."""
+        if not figures:
+            return
+        with self.db.transaction() as cur:
+            cur.executemany("UPDATE supplies SET energy_kwh = %s, amount_eur = %s "
+                            "WHERE supply_id = %s AND phase = 'CHARGING'", figures)
+
+    def finish_supply(self, supply_id: str, ended_at: datetime, started_at: Optional[datetime],
+                      energy_kwh: Decimal, amount_eur: Decimal, reason: str, ticket: dict) -> dict:
+        """Close a supply and store its ticket in one transaction; returns the one ticket of that supply."""
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE supplies SET phase = 'FINISHED', ended_at = %s, started_at = COALESCE(started_at, %s), "
+                        "energy_kwh = %s, amount_eur = %s, end_reason = %s "
+                        "WHERE supply_id = %s AND phase <> 'FINISHED'",
+                        (ended_at, started_at, energy_kwh, amount_eur, reason, supply_id))
+            cur.execute(
+                "INSERT INTO tickets (ticket_id, supply_id, cp_id, driver_id, started_at, ended_at, duration_s, "
+                "energy_kwh, price_eur_kwh, amount_eur, reason) VALUES (%(ticket_id)s, %(supply_id)s, %(cp_id)s, "
+                "%(driver_id)s, %(started_at)s, %(ended_at)s, %(duration_s)s, %(energy_kwh)s, %(price_eur_kwh)s, "
+                "%(amount_eur)s, %(reason)s) ON CONFLICT (supply_id) DO NOTHING", ticket)
+            cur.execute(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE supply_id = %s", (supply_id,))
+            return cur.fetchone()
+
+    def ticket_for(self, supply_id: str) -> Optional[dict]:
+        """The ticket of a supply, if it has one."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE supply_id = %s", (supply_id,))
+            return cur.fetchone()
+
+    def unacked_tickets(self) -> list[dict]:
+        """Tickets not yet acknowledged by their driver."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE acked_at IS NULL ORDER BY issued_at")
+            return list(cur.fetchall())
+
+    def ack_ticket(self, ticket_id: str) -> None:
+        """The driver saw the ticket."""
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE tickets SET acked_at = now() WHERE ticket_id = %s AND acked_at IS NULL", (ticket_id,))
+
+    def list_supplies(self, status: Optional[str], cp_id: Optional[str], driver_id: Optional[str],
+                      limit: int) -> list[dict]:
+        """Supplies, newest first, filtered by status (active|finished), CP and driver."""
+        where, args = [], []
+        if status == "active":
+            where.append("phase <> 'FINISHED'")
+        elif status == "finished":
+            where.append("phase = 'FINISHED'")
+        if cp_id:
+            where.append("cp_id = %s")
+            args.append(cp_id)
+        if driver_id:
+            where.append("driver_id = %s")
+            args.append(driver_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {SUPPLY_COLUMNS} FROM supplies {clause} ORDER BY authorized_at DESC LIMIT %s",
+                        (*args, limit))
+            return list(cur.fetchall())
+
+    # ---- channel leases ----
+    def load_leases(self) -> list[dict]:
+        """Channel leases still valid."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT client_id, kind, zone, channel, partition, expires_at FROM channel_leases "
+                        "WHERE expires_at > now()")
+            return list(cur.fetchall())
+
+    def save_lease(self, lease: dict) -> None:
+        """Record a client's channel lease (so a restarted CENTRAL can still reach it)."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO channel_leases (client_id, kind, zone, channel, partition, expires_at) "
+                "VALUES (%(client_id)s, %(kind)s, %(zone)s, %(channel)s, %(partition)s, %(expires_at)s) "
+                "ON CONFLICT (client_id) DO UPDATE SET kind = EXCLUDED.kind, zone = EXCLUDED.zone, "
+                "channel = EXCLUDED.channel, partition = EXCLUDED.partition, expires_at = EXCLUDED.expires_at", lease)
+
+    # ---- audit and application messages ----
+    def audit(self, component: str, category: str, action: str, actor: Optional[str], success: bool,
+              description: str, source_ip: Optional[str] = None) -> None:
+        """One audit_log row (never secrets)."""
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO audit_log (component, category, action, actor, source_ip, success, description) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        (component, category, action, actor, source_ip, success, description))
+
+    def app_message(self, component: str, level: str, text: str) -> None:
+        """A message shown in the Front's history."""
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO app_messages (component, level, text) VALUES (%s, %s, %s)",
+                        (component, level, text))
+
+    def app_messages(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest application messages."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT id, ts, component, level, text FROM app_messages ORDER BY id DESC LIMIT %s", (limit,))
+            return list(cur.fetchall())

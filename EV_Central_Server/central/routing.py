@@ -1,0 +1,76 @@
+"""Routing of Kafka messages from clients to the service: one handler per message type, in a table."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from common import messages as m
+from EV_Central_Server.central.kafka_side import CentralBus
+from EV_Central_Server.central.service import ANON_PREFIX, CentralService
+
+logger = logging.getLogger(__name__)
+ENGINE_ONLY = (m.SupplyStarted, m.Telemetry, m.SupplyFinished)
+
+
+def sender_kind(env: m.Envelope, engine_ids: set[str]) -> str:
+    """Whether a channel message comes from an engine or a driver."""
+    msg = env.message
+    if isinstance(msg, m.Hello):
+        return "engine" if msg.kind == "engine" else "driver"
+    if isinstance(msg, ENGINE_ONLY):
+        return "engine"
+    if isinstance(msg, m.RequestSupply):
+        return "engine" if msg.driver_id.startswith(ANON_PREFIX) else "driver"
+    if isinstance(msg, m.StopSupply):
+        return "driver"
+    return "engine" if env.sender in engine_ids else "driver"
+
+
+class KafkaRouter:
+    """Turns decoded envelopes into service calls; unknown types get a readable Error reply."""
+
+    def __init__(self, service: CentralService, bus: CentralBus):
+        self.service, self.bus = service, bus
+        self.handlers: dict[type, Callable[[str, m.Envelope], None]] = {
+            m.Hello: self.on_hello,
+            m.RequestSupply: self.on_request,
+            m.SupplyStarted: lambda kind, env: self.service.supply_started(env.message),
+            m.Telemetry: lambda kind, env: self.service.telemetry(env.message),
+            m.SupplyFinished: lambda kind, env: self.service.supply_finished(env.message),
+            m.StopSupply: lambda kind, env: self.service.driver_stop(env.sender, env.message),
+            m.AckTicket: lambda kind, env: self.service.ack_ticket(env.sender, env.message),
+            m.Ack: lambda kind, env: self.bus.outbox.ack(env.message.ref),
+        }
+
+    def __call__(self, topic_kind: str, zone: str, env: m.Envelope) -> None:
+        """Entry point for every message CENTRAL consumes."""
+        if topic_kind == "select":
+            self.on_select(zone, env)
+            return
+        kind = sender_kind(env, self.service.engine_ids())
+        handler = self.handlers.get(type(env.message))
+        if handler is None:
+            logger.warning("type %s is not handled by CENTRAL (from %s)", env.message.type_name(), env.sender)
+            self.bus.to_client(kind, env.sender, m.Error("NOT_HANDLED", f"type {env.message.type_name()} not handled here", env.id))
+            return
+        handler(kind, env)
+        if env.message.RELIABLE:
+            self.bus.to_client(kind, env.sender, m.Ack(env.id))
+
+    def on_select(self, zone: str, env: m.Envelope) -> None:
+        """A client asks for a channel."""
+        msg = env.message
+        if not isinstance(msg, m.SelectChannel) or msg.kind not in ("driver", "engine") or msg.client_id != env.sender:
+            logger.warning("ignored %s on %s select topic", msg.type_name(), zone)
+            return
+        self.bus.ensure_zone(zone)
+        self.bus.answer_select(zone, self.bus.assign(zone, msg))
+
+    def on_hello(self, kind: str, env: m.Envelope) -> None:
+        """Handshake: answer Welcome, then re-send what the client may have missed."""
+        self.bus.to_client(kind, env.sender, m.Welcome(env.sender))
+        self.service.hello(kind, env.sender, env.message)
+
+    def on_request(self, kind: str, env: m.Envelope) -> None:
+        """A supply request from a driver or (anonymous) from an engine."""
+        self.service.request_supply(kind, env.sender, env.message, env.ts)

@@ -1,0 +1,533 @@
+"""CENTRAL's service layer: CPs, supplies and tickets, driven by the Monitor, Kafka, API and console edges.
+
+Every edge calls one of the public methods below; each takes the service lock,
+changes the in-memory view, persists through the repository and tells the
+parties through the outlet. State rules come from ``common.domain`` only.
+
+Persist before telling: a ticket is stored (one per supply, enforced by the
+database) before it is sent, and re-sent until the driver acknowledges it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Callable, Optional, Protocol
+
+from common import domain as d
+from common import messages as m
+
+logger = logging.getLogger(__name__)
+COMPONENT = "EV_Central"
+ANON_PREFIX = "ANON-"
+STALE_REQUEST_S = 30.0
+
+
+class Outlet(Protocol):
+    """Where the service sends things: Kafka clients, status topic, live screens."""
+
+    def to_client(self, kind: str, client_id: str, message: m.Message) -> None: ...
+    def to_client_reliable(self, kind: str, client_id: str, message: m.Message) -> None: ...
+    def publish_status(self, cps: list[dict]) -> None: ...
+
+
+class Denied(Exception):
+    """A request refused for a reason in messages.DENY_REASONS."""
+
+    def __init__(self, code: str, text: Optional[str] = None):
+        super().__init__(text or m.DENY_REASONS.get(code, code))
+        self.code = code
+
+
+class AuthDenied(Exception):
+    """A Monitor authentication refused (reason code + readable text)."""
+
+    def __init__(self, code: str, text: str):
+        super().__init__(text)
+        self.code = code
+
+
+@dataclass
+class SupplyView:
+    """A supply CENTRAL is tracking (not finished yet)."""
+
+    supply_id: str
+    request_id: str
+    cp_id: str
+    driver_id: str
+    phase: d.Phase
+    price_eur_kwh: Decimal
+    power_kw: Decimal
+    authorized_at: datetime
+    expires_at: datetime
+    started_at: Optional[datetime] = None
+    energy_kwh: Decimal = Decimal("0")
+    amount_eur: Decimal = Decimal("0")
+    live_power_kw: Decimal = Decimal("0")
+    stop_requested: Optional[str] = None
+
+    @property
+    def recipient(self) -> tuple[str, str]:
+        """(kind, client id) that receives this supply's messages and ticket."""
+        if self.driver_id.startswith(ANON_PREFIX):
+            return "engine", self.cp_id
+        return "driver", self.driver_id
+
+
+@dataclass
+class CpView:
+    """CENTRAL's runtime view of one CP."""
+
+    cp_id: str
+    address: str
+    city: str
+    country: str
+    price_eur_kwh: Decimal
+    power_kw: Decimal
+    zone: str
+    out_of_service: set[str] = field(default_factory=set)
+    engine_ok: bool = True
+    link_up: bool = False
+    last_status: float = 0.0
+    link_token: Optional[object] = None
+    supply: Optional[SupplyView] = None
+
+    @property
+    def state(self) -> d.CpState:
+        """Derived state (SPEC §3)."""
+        return d.derive_cp_state(self.link_up, self.engine_ok, self.out_of_service, self.supply is not None
+                                 and self.supply.phase is d.Phase.CHARGING)
+
+
+def _cp_from_row(row: dict) -> CpView:
+    return CpView(row["cp_id"], row["address"], row["city"], row["country"], Decimal(row["price_eur_kwh"]),
+                  Decimal(row["power_kw"]), row["zone"], set(row["out_of_service"] or ()), bool(row["engine_ok"]))
+
+
+def _parse_ts(text: Optional[str]) -> Optional[datetime]:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise m.InvalidPayload(f"bad timestamp {text[:40]!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _iso(value: Optional[datetime]) -> Optional[str]:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def ticket_message(row: dict) -> m.TicketIssued:
+    """A stored ticket row as the message sent to its driver."""
+    return m.TicketIssued(row["ticket_id"], row["supply_id"], row["cp_id"], row["driver_id"], _iso(row["started_at"]),
+                          _iso(row["ended_at"]), int(row["duration_s"]), str(d.energy(row["energy_kwh"])),
+                          str(row["price_eur_kwh"]), str(d.money(row["amount_eur"])), row["reason"])
+
+
+class CentralService:
+    """The network as CENTRAL sees it. Thread-safe: every public method holds the lock."""
+
+    def __init__(self, repo, outlet: Outlet, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 auth_timeout_s: float = 60.0, silent_link_s: float = 3.0, on_change: Callable[[], None] = lambda: None):
+        self.repo, self.outlet, self.clock = repo, outlet, clock
+        self.auth_timeout_s, self.silent_link_s = auth_timeout_s, silent_link_s
+        self.on_change = on_change
+        self.cps: dict[str, CpView] = {}
+        self.supplies: dict[str, SupplyView] = {}
+        self.unacked: dict[str, m.TicketIssued] = {}
+        self._answers: dict[str, m.Message] = {}
+        self._known_drivers: set[str] = set()
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ start-up
+    def load(self) -> None:
+        """Load CPs (all DESCONECTADO), open supplies and unacknowledged tickets from the DB."""
+        with self._lock:
+            self.cps = {row["cp_id"]: _cp_from_row(row) for row in self.repo.load_cps()}
+            for row in self.repo.open_supplies():
+                cp = self.cps.get(row["cp_id"])
+                supply = SupplyView(row["supply_id"], row["request_id"] or "", row["cp_id"], row["driver_id"],
+                                    d.Phase(row["phase"]), Decimal(row["price_eur_kwh"]), Decimal(row["power_kw"]),
+                                    row["authorized_at"], row["expires_at"], row["started_at"],
+                                    Decimal(row["energy_kwh"]), Decimal(row["amount_eur"]))
+                self.supplies[supply.supply_id] = supply
+                if cp:
+                    cp.supply = supply
+            self.unacked = {row["ticket_id"]: ticket_message(row) for row in self.repo.unacked_tickets()}
+        logger.info("loaded %d CPs, %d open supplies, %d unacknowledged tickets",
+                    len(self.cps), len(self.supplies), len(self.unacked))
+        self._changed()
+
+    # ------------------------------------------------------------ monitors (sockets)
+    def authenticate(self, cp_id: str, secret: str, token: object, verify_secret=None) -> CpView:
+        """A Monitor authenticates its CP; raises AuthDenied. Only registered CPs are accepted."""
+        with self._lock:
+            cp = self.cps.get(cp_id)
+            if cp is None:
+                row = self.repo.get_cp(cp_id)
+                if row is None:
+                    self._audit("AUTH", "cp_auth", cp_id, False, "unknown CP")
+                    raise AuthDenied("CP_NOT_FOUND", f"CP {cp_id} is not registered")
+                cp = self.cps[cp_id] = _cp_from_row(row)
+            if verify_secret is not None and not verify_secret(cp_id, secret):
+                self._audit("AUTH", "cp_auth", cp_id, False, "bad credentials")
+                raise AuthDenied("BAD_CREDENTIALS", "unknown CP or wrong secret")
+            cp.link_token, cp.link_up, cp.last_status = token, True, time.monotonic()
+            self._audit("AUTH", "cp_auth", cp_id, True, "monitor authenticated")
+            self._changed()
+            return cp
+
+    def monitor_status(self, cp_id: str, engine_ok: bool, token: object) -> None:
+        """A Monitor's one-second status: liveness plus engine health."""
+        with self._lock:
+            cp = self.cps.get(cp_id)
+            if cp is None or cp.link_token is not token:
+                return
+            cp.last_status = time.monotonic()
+            relinked, engine_changed = not cp.link_up, engine_ok != cp.engine_ok
+            cp.link_up = True
+            if engine_changed:
+                cp.engine_ok = engine_ok
+                self.repo.save_cp_flags(cp_id, list(cp.out_of_service), engine_ok)
+                self._on_engine_change(cp)
+            if relinked or engine_changed:
+                self._changed()
+
+    def monitor_lost(self, cp_id: str, token: object, why: str) -> None:
+        """The Monitor's socket closed (EOF) or went silent."""
+        with self._lock:
+            cp = self.cps.get(cp_id)
+            if cp is None or cp.link_token is not token or not cp.link_up:
+                return
+            cp.link_up = False
+            self._incident(cp, f"CP {cp_id} desconectado ({why})")
+            self._changed()
+
+    def check_links(self) -> None:
+        """Mark silent Monitors DESCONECTADO (SPEC §5: within 3 s)."""
+        now = time.monotonic()
+        with self._lock:
+            for cp in self.cps.values():
+                if cp.link_up and now - cp.last_status > self.silent_link_s:
+                    self.monitor_lost(cp.cp_id, cp.link_token, "silent link")
+
+    def _on_engine_change(self, cp: CpView) -> None:
+        if cp.engine_ok:
+            self._note("info", f"CP {cp.cp_id} recuperado")
+            return
+        self._incident(cp, f"CP {cp.cp_id} averiado")
+        supply = cp.supply
+        if supply is None:
+            return
+        if supply.phase is d.Phase.AUTHORIZED:
+            self._cancel(supply, "ENGINE_FAULT")
+        else:
+            self._end(supply, "ENGINE_FAULT")
+
+    # ------------------------------------------------------------ requests (Kafka)
+    def request_supply(self, sender_kind: str, sender: str, req: m.RequestSupply, sent_at: Optional[str]) -> Optional[m.Message]:
+        """Authorize or deny a supply request; answers the requester (idempotent by request_id)."""
+        with self._lock:
+            if req.request_id in self._answers:
+                answer = self._answers[req.request_id]
+            else:
+                if sent_at and (self.clock() - _parse_ts(sent_at)).total_seconds() > STALE_REQUEST_S:
+                    logger.info("dropped stale request %s from %s", req.request_id, sender)
+                    return None
+                answer = self._decide(sender_kind, sender, req)
+                self._answers[req.request_id] = answer
+                if len(self._answers) > 10_000:
+                    self._answers.pop(next(iter(self._answers)))
+            self.outlet.to_client(sender_kind, sender, answer)
+            return answer
+
+    def _decide(self, sender_kind: str, sender: str, req: m.RequestSupply) -> m.Message:
+        try:
+            self._check_requester(sender_kind, sender, req)
+            cp = self.cps.get(req.cp_id)
+            if cp is None:
+                raise Denied("CP_NOT_FOUND")
+            reason = d.deny_reason(cp.state, cp.out_of_service, cp.supply is not None)
+            if reason:
+                raise Denied(reason)
+            if any(s.driver_id == req.driver_id for s in self.supplies.values()):
+                raise Denied("DRIVER_BUSY")
+        except Denied as exc:
+            self._audit("CHARGE", "supply_denied", req.driver_id, False, f"{req.cp_id}: {exc.code}")
+            return m.SupplyDenied(req.request_id, req.cp_id, exc.code, str(exc))
+        return self._authorize(cp, req)
+
+    def _check_requester(self, sender_kind: str, sender: str, req: m.RequestSupply) -> None:
+        if sender_kind == "engine":
+            if req.driver_id != f"{ANON_PREFIX}{sender}" or req.cp_id != sender:
+                raise Denied("UNKNOWN_DRIVER", "a CP may only request anonymous supplies for itself")
+            return
+        if req.driver_id != sender or req.driver_id.startswith(ANON_PREFIX):
+            raise Denied("UNKNOWN_DRIVER")
+        if req.driver_id not in self._known_drivers:
+            if not self.repo.driver_exists(req.driver_id):
+                raise Denied("UNKNOWN_DRIVER")
+            self._known_drivers.add(req.driver_id)
+
+    def _authorize(self, cp: CpView, req: m.RequestSupply) -> m.SupplyAuthorized:
+        now = self.clock()
+        supply = SupplyView(m.new_id(), req.request_id, cp.cp_id, req.driver_id, d.Phase.AUTHORIZED,
+                            cp.price_eur_kwh, cp.power_kw, now, now + timedelta(seconds=self.auth_timeout_s))
+        self.repo.insert_supply({"supply_id": supply.supply_id, "request_id": req.request_id, "cp_id": cp.cp_id,
+                                 "driver_id": req.driver_id, "price_eur_kwh": cp.price_eur_kwh,
+                                 "authorized_at": now, "expires_at": supply.expires_at, "power_kw": cp.power_kw})
+        self.supplies[supply.supply_id] = supply
+        cp.supply = supply
+        expires = _iso(supply.expires_at)
+        self.outlet.to_client_reliable("engine", cp.cp_id, m.AuthorizeSupply(
+            supply.supply_id, cp.cp_id, req.driver_id, str(cp.price_eur_kwh), expires))
+        self._audit("CHARGE", "supply_authorized", req.driver_id, True, f"{cp.cp_id} supply {supply.supply_id}")
+        self._changed()
+        return m.SupplyAuthorized(req.request_id, supply.supply_id, cp.cp_id, req.driver_id,
+                                  str(cp.price_eur_kwh), expires)
+
+    # ------------------------------------------------------------ engine reports (Kafka)
+    def supply_started(self, msg: m.SupplyStarted) -> None:
+        """The vehicle was plugged in: AUTHORIZED -> CHARGING."""
+        with self._lock:
+            supply = self.supplies.get(msg.supply_id)
+            if supply is None or supply.phase is not d.Phase.AUTHORIZED:
+                if supply is None and self.repo.ticket_for(msg.supply_id) is None:
+                    logger.warning("SupplyStarted for unknown supply %s", msg.supply_id)
+                return
+            supply.phase = d.next_phase(supply.phase, d.SupplyEvent.PLUG)
+            supply.started_at = _parse_ts(msg.started_at) or self.clock()
+            self.repo.mark_started(supply.supply_id, supply.started_at)
+            kind, client = supply.recipient
+            self.outlet.to_client(kind, client, msg)
+            self._audit("CHARGE", "supply_started", supply.driver_id, True, f"{supply.cp_id} supply {supply.supply_id}")
+            if supply.stop_requested:
+                self.outlet.to_client_reliable("engine", supply.cp_id, m.StopSupply(supply.supply_id, supply.stop_requested))
+            self._changed()
+
+    def telemetry(self, msg: m.Telemetry) -> None:
+        """Live figures of a running supply (kept in memory, persisted in batches)."""
+        with self._lock:
+            supply = self.supplies.get(msg.supply_id)
+            if supply is None or supply.phase is not d.Phase.CHARGING:
+                return
+            try:
+                supply.energy_kwh = max(supply.energy_kwh, d.energy(msg.energy_kwh))
+                supply.live_power_kw = Decimal(msg.power_kw)
+            except ArithmeticError:
+                raise m.InvalidPayload("telemetry figures are not numbers") from None
+            supply.amount_eur = d.amount_for(supply.energy_kwh, supply.price_eur_kwh)
+            kind, client = supply.recipient
+            self.outlet.to_client(kind, client, msg)
+            self._changed()
+
+    def supply_finished(self, msg: m.SupplyFinished) -> None:
+        """The engine's final record: close the supply and issue its one ticket (idempotent)."""
+        with self._lock:
+            supply = self.supplies.get(msg.supply_id)
+            if supply is None:
+                row = self.repo.ticket_for(msg.supply_id)
+                if row is not None:
+                    self._send_ticket(ticket_message(row))
+                else:
+                    logger.warning("final record for unknown supply %s dropped", msg.supply_id)
+                return
+            try:
+                energy = max(d.energy(msg.energy_kwh), supply.energy_kwh)
+            except ArithmeticError:
+                raise m.InvalidPayload("final figures are not numbers") from None
+            started = _parse_ts(msg.started_at) or supply.started_at
+            reason = msg.reason if msg.reason in m.END_REASONS else "UNPLUGGED"
+            self._finish(supply, _parse_ts(msg.ended_at) or self.clock(), started, energy, reason)
+
+    def _finish(self, supply: SupplyView, ended_at: datetime, started_at: Optional[datetime],
+                energy: Decimal, reason: str) -> None:
+        supply.phase = d.next_phase(supply.phase, d.SupplyEvent.FINISH if supply.phase is d.Phase.CHARGING
+                                    else d.SupplyEvent.CANCEL)
+        amount = d.amount_for(energy, supply.price_eur_kwh)
+        duration = int((ended_at - started_at).total_seconds()) if started_at else 0
+        row = self.repo.finish_supply(supply.supply_id, ended_at, started_at, energy, amount, reason, {
+            "ticket_id": m.new_id(), "supply_id": supply.supply_id, "cp_id": supply.cp_id,
+            "driver_id": supply.driver_id, "started_at": started_at, "ended_at": ended_at,
+            "duration_s": max(duration, 0), "energy_kwh": energy, "price_eur_kwh": supply.price_eur_kwh,
+            "amount_eur": amount, "reason": reason})
+        self.supplies.pop(supply.supply_id, None)
+        cp = self.cps.get(supply.cp_id)
+        if cp is not None and cp.supply is supply:
+            cp.supply = None
+        self._audit("CHARGE", "supply_finished", supply.driver_id, True,
+                    f"{supply.cp_id} supply {supply.supply_id}: {energy} kWh, {amount} EUR, {reason}")
+        self._send_ticket(ticket_message(row))
+        self._changed()
+
+    def _send_ticket(self, ticket: m.TicketIssued) -> None:
+        self.unacked[ticket.ticket_id] = ticket
+        kind = "engine" if ticket.driver_id.startswith(ANON_PREFIX) else "driver"
+        client = ticket.cp_id if kind == "engine" else ticket.driver_id
+        self.outlet.to_client(kind, client, ticket)
+
+    def ack_ticket(self, sender: str, msg: m.AckTicket) -> None:
+        """The driver (or engine, for anonymous supplies) saw its ticket."""
+        with self._lock:
+            ticket = self.unacked.get(msg.ticket_id)
+            if ticket is None or sender not in (ticket.driver_id, ticket.cp_id):
+                return
+            self.repo.ack_ticket(msg.ticket_id)
+            del self.unacked[msg.ticket_id]
+
+    def resend_tickets(self, client_id: Optional[str] = None) -> None:
+        """Re-send unacknowledged tickets (all, or one client's)."""
+        with self._lock:
+            for ticket in list(self.unacked.values()):
+                if client_id is None or client_id in (ticket.driver_id, ticket.cp_id):
+                    self._send_ticket(ticket)
+
+    def driver_stop(self, sender: str, msg: m.StopSupply) -> None:
+        """A driver stops its own supply."""
+        with self._lock:
+            supply = self.supplies.get(msg.supply_id)
+            if supply is None or supply.driver_id != sender:
+                self.outlet.to_client("driver", sender, m.Error("NO_SUPPLY", "no such supply of yours", None))
+                return
+            self._end(supply, "DRIVER_STOP")
+
+    def hello(self, kind: str, client_id: str, msg: m.Hello) -> None:
+        """A client finished its handshake: re-send what it may have missed."""
+        with self._lock:
+            self.resend_tickets(client_id)
+            if kind == "engine":
+                cp = self.cps.get(client_id)
+                supply = cp.supply if cp else None
+                if supply and supply.phase is d.Phase.AUTHORIZED and msg.supply_id != supply.supply_id:
+                    self.outlet.to_client_reliable("engine", client_id, m.AuthorizeSupply(
+                        supply.supply_id, supply.cp_id, supply.driver_id, str(supply.price_eur_kwh),
+                        _iso(supply.expires_at)))
+
+    # ------------------------------------------------------------ timers
+    def expire_authorizations(self) -> None:
+        """Authorizations not plugged in time expire and free the CP (ticket AUTH_EXPIRED)."""
+        now = self.clock()
+        with self._lock:
+            for supply in list(self.supplies.values()):
+                if supply.phase is d.Phase.AUTHORIZED and supply.expires_at <= now:
+                    self._cancel(supply, "AUTH_EXPIRED")
+
+    def live_figures(self) -> list[tuple[Decimal, Decimal, str]]:
+        """(energy, amount, supply_id) of every charging supply, for batch persistence."""
+        with self._lock:
+            return [(s.energy_kwh, s.amount_eur, s.supply_id) for s in self.supplies.values()
+                    if s.phase is d.Phase.CHARGING]
+
+    # ------------------------------------------------------------ operator commands
+    def stop_cp(self, cp_id: str, actor: str = "operator") -> None:
+        """Operator stop: ends any supply (STOPPED_BY_OPERATOR) and puts the CP PARADO."""
+        self._set_reason(cp_id, d.OutOfService.OPERATOR.value, True, actor, "STOPPED_BY_OPERATOR")
+
+    def resume_cp(self, cp_id: str, actor: str = "operator") -> None:
+        """Operator resume: clears only the operator reason."""
+        self._set_reason(cp_id, d.OutOfService.OPERATOR.value, False, actor, None)
+
+    def engine_ids(self) -> set[str]:
+        """CP ids, which are also their engines' Kafka client ids."""
+        return set(self.cps)
+
+    def cp_ids(self) -> list[str]:
+        """Every known CP id."""
+        with self._lock:
+            return sorted(self.cps)
+
+    def _set_reason(self, cp_id: str, reason: str, on: bool, actor: str, end_reason: Optional[str]) -> None:
+        with self._lock:
+            cp = self.cps.get(cp_id)
+            if cp is None:
+                raise KeyError(cp_id)
+            before = set(cp.out_of_service)
+            (cp.out_of_service.add if on else cp.out_of_service.discard)(reason)
+            if cp.out_of_service != before:
+                self.repo.save_cp_flags(cp_id, list(cp.out_of_service), cp.engine_ok)
+            if on and cp.supply is not None and end_reason:
+                self._end(cp.supply, end_reason)
+            self._audit("SYSTEM", "stop" if on else "resume", actor, True, f"{cp_id} {reason}")
+            self._note("info", f"CP {cp_id} {'parado' if on else 'reanudado'} ({reason})")
+            self._changed()
+
+    def _end(self, supply: SupplyView, reason: str) -> None:
+        if supply.phase is d.Phase.AUTHORIZED:
+            self._cancel(supply, reason)
+        else:
+            supply.stop_requested = reason
+            self.outlet.to_client_reliable("engine", supply.cp_id, m.StopSupply(supply.supply_id, reason))
+
+    def _cancel(self, supply: SupplyView, reason: str) -> None:
+        self.outlet.to_client_reliable("engine", supply.cp_id, m.CancelAuthorization(supply.supply_id, reason))
+        self._finish(supply, self.clock(), None, Decimal("0"), reason)
+
+    # ------------------------------------------------------------ views
+    def cp_view(self, cp: CpView) -> dict:
+        """A CP as every screen shows it."""
+        state = cp.state
+        supply = cp.supply
+        return {
+            "cp_id": cp.cp_id, "address": cp.address, "city": cp.city, "country": cp.country,
+            "zone": cp.zone, "price_eur_kwh": str(cp.price_eur_kwh), "power_kw": str(cp.power_kw),
+            "state": state.value, "colour": d.STATE_COLOURS[state], "caption": d.caption(state, cp.out_of_service),
+            "out_of_service": sorted(cp.out_of_service), "link_up": cp.link_up, "engine_ok": cp.engine_ok,
+            "supply": self.supply_view(supply) if supply else None,
+        }
+
+    @staticmethod
+    def supply_view(s: SupplyView) -> dict:
+        """A supply as screens show it."""
+        return {"supply_id": s.supply_id, "cp_id": s.cp_id, "driver_id": s.driver_id, "phase": s.phase.value,
+                "authorized_at": _iso(s.authorized_at), "started_at": _iso(s.started_at),
+                "expires_at": _iso(s.expires_at), "power_kw": str(s.live_power_kw),
+                "energy_kwh": str(d.energy(s.energy_kwh)), "amount_eur": str(d.money(s.amount_eur)),
+                "price_eur_kwh": str(s.price_eur_kwh)}
+
+    def snapshot(self) -> list[dict]:
+        """Every CP view, sorted by id."""
+        with self._lock:
+            return [self.cp_view(cp) for cp in sorted(self.cps.values(), key=lambda c: c.cp_id)]
+
+    def get(self, cp_id: str) -> Optional[dict]:
+        """One CP view, or None."""
+        with self._lock:
+            cp = self.cps.get(cp_id)
+            return self.cp_view(cp) if cp else None
+
+    def zones(self) -> set[str]:
+        """Zones of the known CPs plus the default zone."""
+        with self._lock:
+            return {cp.zone for cp in self.cps.values()} | {m.DEFAULT_ZONE}
+
+    # ------------------------------------------------------------ helpers
+    def _changed(self) -> None:
+        try:
+            self.on_change()
+        except Exception:
+            logger.exception("change listener failed")
+
+    def _incident(self, cp: CpView, text: str) -> None:
+        logger.warning(text)
+        supply = cp.supply
+        if supply is not None:
+            kind, client = supply.recipient
+            self.outlet.to_client(kind, client, m.Notice(text, "error"))
+        self._note("error", text)
+        self._audit("INCIDENT", "cp_incident", cp.cp_id, False, text)
+
+    def _note(self, level: str, text: str) -> None:
+        try:
+            self.repo.app_message(COMPONENT, level, text)
+        except Exception:
+            logger.exception("could not store app message")
+
+    def _audit(self, category: str, action: str, actor: Optional[str], success: bool, text: str) -> None:
+        try:
+            self.repo.audit(COMPONENT, category, action, actor, success, text)
+        except Exception:
+            logger.exception("could not store audit record")
