@@ -372,13 +372,15 @@ def _build(cls: type[Message], payload: Any) -> Message:
         raise InvalidPayload(f"{cls.__name__} lacks {sorted(missing)}")
     kwargs = {k: v for k, v in payload.items() if k in names}
     for f in dataclasses.fields(cls):
-        if f.name in kwargs and kwargs[f.name] is not None and not _matches(f.type, kwargs[f.name]):
+        if f.name in kwargs and not _matches(f.type, kwargs[f.name]):
             raise InvalidPayload(f"{cls.__name__}.{f.name} has the wrong type")
     return cls(**kwargs)
 
 
 def _matches(annotation: Any, value: Any) -> bool:
     text = str(annotation)
+    if value is None:  # null only where the field is Optional
+        return text.startswith("Optional[")
     if "int" in text and "str" not in text:
         return isinstance(value, int) and not isinstance(value, bool)
     if "list" in text:
@@ -392,11 +394,11 @@ def decode(raw: bytes) -> Envelope:
         raise InvalidPayload("message too large")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly nested input
         raise InvalidJson(f"invalid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidJson("envelope must be a JSON object")
-    if data.get("v") != ENVELOPE_VERSION:
+    if type(data.get("v")) is not int or data["v"] != ENVELOPE_VERSION:  # not true, not 1.0
         raise InvalidPayload(f"unsupported envelope version {data.get('v')!r}")
     type_name = _require_str(data, "type")
     cls = MESSAGE_TYPES.get(type_name)
