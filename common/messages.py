@@ -341,13 +341,13 @@ class Envelope:
     message: Message
 
 
-def encode(message: Message, sender: str, msg_id: Optional[str] = None) -> bytes:
-    """Message -> envelope JSON bytes."""
+def encode(message: Message, sender: str, msg_id: Optional[str] = None, ts: Optional[str] = None) -> bytes:
+    """Message -> envelope JSON bytes (``msg_id``/``ts`` fixed only for stable examples and tests)."""
     envelope = {
         "v": ENVELOPE_VERSION,
         "type": message.type_name(),
         "id": msg_id or new_id(),
-        "ts": now_iso(),
+        "ts": ts or now_iso(),
         "sender": sender,
         "payload": dataclasses.asdict(message),
     }
