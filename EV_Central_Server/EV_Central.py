@@ -42,6 +42,8 @@ def parse_args(argv):
     ap.add_argument("--auth-timeout", type=float, default=float(env("EVC_AUTH_TIMEOUT_S", "60")),
                     help="seconds an authorization waits for the plug")
     ap.add_argument("--lease-s", type=int, default=int(env("EVC_LEASE_S", "600")))
+    ap.add_argument("--group", default=env("EVC_KAFKA_GROUP", "evc-central"),
+                    help="Kafka consumer group shared by CENTRAL instances")
     ap.add_argument("--no-console", action="store_true", help="do not read operator commands from stdin")
     return ap.parse_args(argv)
 
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
     db = Database.connect(dsn_from(args.db), attempts=60)
     migrate(db)
     repo = PostgresRepository(db)
-    bus = CentralBus(broker, repo, lease_s=args.lease_s)
+    bus = CentralBus(broker, repo, lease_s=args.lease_s, group=args.group)
     status_due = threading.Event()
     service = CentralService(repo, bus, auth_timeout_s=args.auth_timeout, on_change=status_due.set)
     service.load()

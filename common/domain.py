@@ -119,6 +119,11 @@ KWH_QUANTUM = Decimal("0.001")
 EUR_QUANTUM = Decimal("0.01")
 
 
+def plain(value: object) -> str:
+    """A decimal without trailing zeros or exponent, for screens: 0.3500 -> '0.35', 50.00 -> '50'."""
+    return f"{Decimal(str(value)).normalize():f}"
+
+
 def energy(value: object) -> Decimal:
     """kWh as an exact decimal with 3 places."""
     return Decimal(str(value)).quantize(KWH_QUANTUM, rounding=ROUND_HALF_UP)

@@ -42,8 +42,8 @@ class Lease:
 class CentralBus:
     """Kafka side of CENTRAL; implements the service's Outlet."""
 
-    def __init__(self, bootstrap: str, repo, lease_s: int = 600, resend_s: float = 2.0):
-        self.bootstrap, self.repo, self.lease_s = bootstrap, repo, lease_s
+    def __init__(self, bootstrap: str, repo, lease_s: int = 600, resend_s: float = 2.0, group: str = "evc-central"):
+        self.bootstrap, self.repo, self.lease_s, self.group = bootstrap, repo, lease_s, group
         self.outbox = Outbox(resend_s)
         self.leases: dict[tuple[str, str], Lease] = {}
         self.zones_ready: set[str] = set()
@@ -142,9 +142,11 @@ class CentralBus:
         while not self._stop.is_set():
             consumer = None
             try:
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id="evc-central",
-                                         auto_offset_reset="earliest", enable_auto_commit=True,
-                                         auto_commit_interval_ms=1000, metadata_max_age_ms=3000)
+                # "latest": a new group does not replay history; clients re-send what was not answered
+                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
+                                         auto_offset_reset="latest", enable_auto_commit=True,
+                                         auto_commit_interval_ms=1000, metadata_max_age_ms=3000,
+                                         session_timeout_ms=6000, heartbeat_interval_ms=1000)
                 consumer.subscribe(pattern=m.CENTRAL_TOPIC_PATTERN)
                 while not self._stop.is_set():
                     for records in consumer.poll(timeout_ms=200).values():

@@ -11,6 +11,7 @@ import threading
 from typing import Optional
 
 from common import protocol as p
+from common.domain import plain
 from EV_Central_Server.central.service import AuthDenied, CentralService
 
 logger = logging.getLogger(__name__)
@@ -118,5 +119,5 @@ class MonitorServer:
             return
         conn.cp_id = cp_id
         key_version, key = "0", ""
-        conn.write(p.encode(p.frame("AUTH_OK", cp_id, cp.zone, cp.price_eur_kwh, cp.power_kw,
+        conn.write(p.encode(p.frame("AUTH_OK", cp_id, cp.zone, plain(cp.price_eur_kwh), plain(cp.power_kw),
                                     cp.address.replace("#", " "), key_version, key)))

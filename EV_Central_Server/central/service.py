@@ -125,7 +125,7 @@ def ticket_message(row: dict) -> m.TicketIssued:
     """A stored ticket row as the message sent to its driver."""
     return m.TicketIssued(row["ticket_id"], row["supply_id"], row["cp_id"], row["driver_id"], _iso(row["started_at"]),
                           _iso(row["ended_at"]), int(row["duration_s"]), str(d.energy(row["energy_kwh"])),
-                          str(row["price_eur_kwh"]), str(d.money(row["amount_eur"])), row["reason"])
+                          d.plain(row["price_eur_kwh"]), str(d.money(row["amount_eur"])), row["reason"])
 
 
 class CentralService:
@@ -284,11 +284,11 @@ class CentralService:
         cp.supply = supply
         expires = _iso(supply.expires_at)
         self.outlet.to_client_reliable("engine", cp.cp_id, m.AuthorizeSupply(
-            supply.supply_id, cp.cp_id, req.driver_id, str(cp.price_eur_kwh), expires))
+            supply.supply_id, cp.cp_id, req.driver_id, d.plain(cp.price_eur_kwh), expires))
         self._audit("CHARGE", "supply_authorized", req.driver_id, True, f"{cp.cp_id} supply {supply.supply_id}")
         self._changed()
         return m.SupplyAuthorized(req.request_id, supply.supply_id, cp.cp_id, req.driver_id,
-                                  str(cp.price_eur_kwh), expires)
+                                  d.plain(cp.price_eur_kwh), expires)
 
     # ------------------------------------------------------------ engine reports (Kafka)
     def supply_started(self, msg: m.SupplyStarted) -> None:
@@ -404,7 +404,7 @@ class CentralService:
                 supply = cp.supply if cp else None
                 if supply and supply.phase is d.Phase.AUTHORIZED and msg.supply_id != supply.supply_id:
                     self.outlet.to_client_reliable("engine", client_id, m.AuthorizeSupply(
-                        supply.supply_id, supply.cp_id, supply.driver_id, str(supply.price_eur_kwh),
+                        supply.supply_id, supply.cp_id, supply.driver_id, d.plain(supply.price_eur_kwh),
                         _iso(supply.expires_at)))
 
     # ------------------------------------------------------------ timers
@@ -473,7 +473,7 @@ class CentralService:
         supply = cp.supply
         return {
             "cp_id": cp.cp_id, "address": cp.address, "city": cp.city, "country": cp.country,
-            "zone": cp.zone, "price_eur_kwh": str(cp.price_eur_kwh), "power_kw": str(cp.power_kw),
+            "zone": cp.zone, "price_eur_kwh": d.plain(cp.price_eur_kwh), "power_kw": d.plain(cp.power_kw),
             "state": state.value, "colour": d.STATE_COLOURS[state], "caption": d.caption(state, cp.out_of_service),
             "out_of_service": sorted(cp.out_of_service), "link_up": cp.link_up, "engine_ok": cp.engine_ok,
             "supply": self.supply_view(supply) if supply else None,
@@ -486,7 +486,7 @@ class CentralService:
                 "authorized_at": _iso(s.authorized_at), "started_at": _iso(s.started_at),
                 "expires_at": _iso(s.expires_at), "power_kw": str(s.live_power_kw),
                 "energy_kwh": str(d.energy(s.energy_kwh)), "amount_eur": str(d.money(s.amount_eur)),
-                "price_eur_kwh": str(s.price_eur_kwh)}
+                "price_eur_kwh": d.plain(s.price_eur_kwh)}
 
     def snapshot(self) -> list[dict]:
         """Every CP view, sorted by id."""
