@@ -75,7 +75,7 @@ def deny_reason(state: CpState, out_of_service: Iterable[str], cp_busy: bool) ->
         return "FAULTY"
     if state is CpState.PARADO:
         return "WEATHER" if reasons == {OutOfService.WEATHER.value} else "OUT_OF_ORDER"
-    if cp_busy:
+    if cp_busy or state is CpState.SUMINISTRANDO:  # a supplying CP is busy even if the flag was not passed
         return "BUSY"
     return None
 
