@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the whole EV Charging Network on this machine: local Kafka and PostgreSQL under var/,
+# CENTRAL (+ API_Central), the demo network of 8 CPs (Engine + Monitor each) and 3 drivers
+# working through their services files. ./stop_all.sh stops everything.
+#
+# Environment: EVC_CENTRAL_PORT (8020), EVC_API_PORT (8000), EVC_KAFKA_PORT (9092), EVC_PG_PORT (5432),
+# EVC_ENGINE_BASE_PORT (6001), EVC_DEMO_PLUG_S (2), EVC_DEMO_CHARGE_S (8).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/scripts/lib.sh"
+. "$ROOT/scripts/procs.sh"
+t0="$(now_ms)"
+
+CENTRAL_PORT="${EVC_CENTRAL_PORT:-8020}"
+API_PORT="${EVC_API_PORT:-8000}"
+ENGINE_BASE="${EVC_ENGINE_BASE_PORT:-6001}"
+BROKER="127.0.0.1:$EVC_KAFKA_PORT"
+
+"$ROOT/scripts/python_env.sh" >/dev/null
+PY="$ROOT/.venv/bin/python"
+"$ROOT/scripts/kafka.sh" start
+"$ROOT/scripts/postgres.sh" start
+export EVC_DB_ENV_FILE="$EVC_VAR/db.env"
+
+"$PY" EV_Central_Server/admin.py load demo/network.json
+start_proc central "$PY" EV_Central_Server/EV_Central.py "$CENTRAL_PORT" "$BROKER" --api-port "$API_PORT"
+wait_for 60 "API_Central" curl -fs "http://127.0.0.1:$API_PORT/api/health" -o /dev/null \
+    || die "CENTRAL did not start; see $EVC_VAR/log/central.out"
+
+mapfile -t CPS < <("$PY" -c 'import json,sys; [print(c["cp_id"]) for c in json.load(open(sys.argv[1]))["charging_points"]]' demo/network.json)
+n=0
+for cp in "${CPS[@]}"; do
+    port=$((ENGINE_BASE + n))
+    start_proc "engine-$cp" "$PY" EV_CP/EV_CP_E.py "$BROKER" --listen-port "$port" \
+        --auto-plug "${EVC_DEMO_PLUG_S:-2}" --auto-unplug "${EVC_DEMO_CHARGE_S:-8}"
+    start_proc "monitor-$cp" "$PY" EV_CP/EV_CP_M.py "127.0.0.1:$port" "127.0.0.1:$CENTRAL_PORT" "$cp"
+    n=$((n + 1))
+done
+
+cps_up() {
+    curl -fs "http://127.0.0.1:$API_PORT/api/charging_points" \
+        | "$PY" -c 'import json,sys; sys.exit(0 if all(c["state"] != "DESCONECTADO" for c in json.load(sys.stdin)) else 1)'
+}
+wait_for 60 "every CP to authenticate" cps_up || log "some CPs are still DESCONECTADO; see $EVC_VAR/log/monitor-*.out"
+
+i=1
+for services in demo/services/driver*.txt; do
+    driver="$(printf 'DRV%03d' "$i")"
+    start_proc "driver-$driver" "$PY" EV_Driver/EV_Driver.py "$BROKER" "$driver" --file "$services"
+    i=$((i + 1))
+done
+
+cat <<MSG
+
+EV Charging Network is up in $(elapsed_s "$t0") s.
+  API_Central      http://127.0.0.1:$API_PORT/api/charging_points
+                   http://127.0.0.1:$API_PORT/api/supplies
+  CENTRAL sockets  127.0.0.1:$CENTRAL_PORT      Kafka $BROKER      PostgreSQL 127.0.0.1:$EVC_PG_PORT
+  Logs             $EVC_VAR/log/  (central.out, engine-<CP>.out, monitor-<CP>.out, driver-<ID>.out)
+  Watch            tail -f $EVC_VAR/log/driver-DRV001.out $EVC_VAR/log/central.out
+  Stop             ./stop_all.sh
+MSG
