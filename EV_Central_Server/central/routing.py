@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from common import messages as m
-from EV_Central_Server.central.kafka_side import CentralBus
 from EV_Central_Server.central.service import ANON_PREFIX, CentralService
+
+if TYPE_CHECKING:  # only for annotations: importing kafka_side loads kafka-python
+    from EV_Central_Server.central.kafka_side import CentralBus
 
 logger = logging.getLogger(__name__)
 ENGINE_ONLY = (m.SupplyStarted, m.Telemetry, m.SupplyFinished)
