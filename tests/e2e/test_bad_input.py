@@ -1,0 +1,84 @@
+"""Bad input on every interface gets a clear error or is dropped and logged; the process keeps serving."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from kafka import KafkaProducer
+
+from common import messages as m
+from common import protocol as p
+from common.bus import ZoneClient
+from tests.e2e.harness import uid, wait_until
+
+
+def _read_until(sock: socket.socket, want: bytes, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while want not in data and time.monotonic() < deadline:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_frame(sock: socket.socket, timeout: float = 5.0) -> p.Frame:
+    reader = p.FrameReader()
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reader.feed(sock.recv(4096))
+        for item in reader:
+            if isinstance(item, p.Frame):
+                return item
+    raise AssertionError("no frame received")
+
+
+def test_garbage_on_central_socket_gets_nack_and_the_connection_keeps_serving(stack):
+    stack.start_central()
+    cp_id = uid("G")
+    stack.register_cp(cp_id)
+    with socket.create_connection(("127.0.0.1", stack.central_port), timeout=5) as sock:
+        sock.sendall(p.control(p.ENQ))
+        assert _read_until(sock, bytes([p.ACK])) == bytes([p.ACK])
+        bad_lrc = p.encode(p.frame("STATUS", cp_id, "OK"))[:-1] + b"\x00"
+        for garbage in (b"\xff\xfe hello", bad_lrc, b"\x02NOPE#1\x03" + bytes([p.lrc(b"NOPE#1")]),
+                        b"\x02" + os.urandom(5000).replace(bytes([p.EOT]), b"x")):
+            sock.sendall(garbage)
+            assert bytes([p.NACK]) in _read_until(sock, bytes([p.NACK])), garbage[:20]
+        sock.sendall(p.encode(p.frame("AUTH", cp_id, "")))
+        reply = _read_frame(sock)
+        assert reply.opcode == "AUTH_OK", reply
+        sock.sendall(p.encode(p.frame("STATUS", cp_id, "OK")))
+        stack.wait_state(cp_id, "ACTIVADO", 5)
+    assert stack.central.alive()
+
+
+def test_malformed_kafka_messages_are_dropped_and_central_keeps_serving(stack, broker):
+    stack.start_central()
+    producer = KafkaProducer(bootstrap_servers=broker)
+    bad_values = [b"not json", b"[1,2]", b'{"v":1,"type":"Nope","id":"x","ts":"t","sender":"s","payload":{}}',
+                  m.encode(m.NetworkStatus([]), "attacker"), b'{"v":1,"type":"RequestSupply","id":"x","ts":"t","sender":"s","payload":{"cp_id":7}}',
+                  b"\x00" * 70000]
+    for topic in (m.topic_select("default"), m.topic_req("default", 0), m.topic_req("default", 3)):
+        for value in bad_values:
+            producer.send(topic, value=value)
+    producer.flush()
+    producer.close()
+    driver_id = uid("D")
+    stack.register_driver(driver_id)
+    answers = []
+    client = ZoneClient(broker, "default", driver_id, "driver", lambda env: answers.append(env.message))
+    client.start()
+    try:
+        wait_until(lambda: client.connected, 20, "driver handshake with CENTRAL")
+        client.send(m.RequestSupply("NO_SUCH_CP", driver_id, uid("r")))
+        denial = wait_until(lambda: [a for a in answers if isinstance(a, m.SupplyDenied)], 10, "an answer")
+        assert denial[0].reason == "CP_NOT_FOUND"
+    finally:
+        client.stop()
+    assert stack.central.alive()
+    assert stack.central.matching(r"dropped bad message|rejected|not handled")
