@@ -234,8 +234,14 @@ class DriverSession:
         effects: list[Effect] = [Show(f"{prefix}Solicitando suministro en {cp_id}…")]
         if self.link_up:
             return effects + self._send_request()
+        if self._starting_up():
+            return effects + [Show("Conectando con la CENTRAL; la solicitud sale en cuanto haya canal.")]
         return effects + [Show(f"{screens.UNAVAILABLE}: la solicitud se enviará si vuelve la conexión en "
                                f"{self.reply_timeout_s:g} s.", "error")]
+
+    def _starting_up(self) -> bool:
+        """The link has never been up and the start-up grace period is not over."""
+        return not self.link_was_up and self.clock.monotonic() - self.started_at < self.status_stale_s
 
     def _send_request(self) -> list[Effect]:
         assert self.request is not None
@@ -248,9 +254,9 @@ class DriverSession:
             return []
         self.request = None
         self._abandoned_requests[req.request_id] = req.cp_id
-        why = "sin respuesta" if req.sent else "sin conexión"
-        effects: list[Effect] = [Show(f"{screens.UNAVAILABLE} ({why} a la solicitud en {req.cp_id} tras "
-                                      f"{self.reply_timeout_s:g} s).", "error")]
+        why = (f"sin respuesta a la solicitud en {req.cp_id}" if req.sent
+               else f"la solicitud en {req.cp_id} no se pudo enviar")
+        effects: list[Effect] = [Show(f"{screens.UNAVAILABLE} ({why} en {self.reply_timeout_s:g} s).", "error")]
         reason = "NO_REPLY" if req.sent else "CENTRAL_UNAVAILABLE"
         return effects + self._item_ended(req.from_file, ServiceResult(req.cp_id, Outcome.FAILED, reason))
 
@@ -380,7 +386,7 @@ class DriverSession:
     def _unreachable_reason(self) -> Optional[str]:
         now = self.clock.monotonic()
         in_grace = now - self.started_at < self.status_stale_s
-        if not self.link_up and (self.link_was_up or not in_grace):
+        if not self.link_up and not self._starting_up():
             return "sin canal con la CENTRAL"
         last = self.last_status_at if self.last_status_at is not None else self.started_at
         if now - last >= self.status_stale_s:
@@ -415,6 +421,8 @@ class DriverSession:
         if batch is None or batch.done or batch.resume_at is None:
             return []
         if self.clock.monotonic() < batch.resume_at or self.request is not None or self.supply is not None:
+            return []
+        if not self.link_up and self._starting_up():  # first request waits for the channel (bounded by the grace)
             return []
         batch.resume_at = None
         cp_id = batch.items[len(batch.results)]

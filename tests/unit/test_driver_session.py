@@ -167,7 +167,7 @@ def test_late_authorization_after_timeout_is_cancelled():
 def test_request_while_link_down_is_sent_when_it_comes_up():
     session, clock = make()
     effects = session.command("request ALC1")
-    assert sent(effects) == [] and "Imposible conectar con la CENTRAL" in texts(effects)
+    assert sent(effects) == [] and "Conectando con la CENTRAL" in texts(effects)
     clock.advance(2)
     effects = session.link_changed(True)
     assert sent(effects) == [m.RequestSupply("ALC1", "d1", "req1")]
@@ -237,6 +237,14 @@ def test_unreachable_after_grace_when_link_never_comes_up():
     assert session.tick() == []
     clock.advance(6)
     assert "Imposible conectar con la CENTRAL" in texts(session.tick())
+
+
+def test_request_after_the_link_dropped_says_unreachable_and_is_held():
+    session, _ = connected()
+    session.link_changed(False)
+    effects = session.command("request ALC1")
+    assert sent(effects) == [] and "Imposible conectar con la CENTRAL" in texts(effects)
+    assert sent(session.link_changed(True)) == [m.RequestSupply("ALC1", "d1", "req1")]
 
 
 def test_unreachable_at_once_when_link_drops():
@@ -340,3 +348,23 @@ def test_decimals_are_exact():
     authorize(session)
     effects = session.handle(ticket(kwh="0.1", eur="0.1"))
     assert [e for e in effects if isinstance(e, BatchDone)][0].results[0].energy_kwh == Decimal("0.100")
+
+
+def test_file_mode_waits_for_the_channel_at_start_up_but_not_forever():
+    session, clock = make()
+    session.start_batch(["ALC1"])
+    assert session.tick() == []
+    clock.advance(1)
+    session.link_changed(True)
+    assert sent(session.tick()) == [m.RequestSupply("ALC1", "d1", "req1")]
+
+    late, clock2 = make()
+    late.start_batch(["ALC1"])
+    clock2.advance(6)
+    effects = late.tick()
+    assert "[1/1] Solicitando suministro en ALC1" in texts(effects) and sent(effects) == []
+
+
+def test_console_request_during_start_up_says_connecting():
+    session, _ = make()
+    assert "Conectando con la CENTRAL" in texts(session.command("request ALC1"))
