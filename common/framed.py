@@ -52,6 +52,7 @@ class FramedConnection:
     def send(self, frame: p.Frame, timeout_s: float = 2.0) -> bool:
         """Send a frame and wait for its ACK; False on NACK or timeout."""
         with self._send_lock:
+            self._drop_stale_acks()
             self._write(p.encode(frame))
             return self._wait_ack(timeout_s)
 
@@ -90,6 +91,16 @@ class FramedConnection:
             self._mark_closed()
             raise LinkClosed(f"{self.peer}: {exc}") from exc
 
+    def _drop_stale_acks(self) -> None:
+        """ACK/NACK bytes already queued answer earlier frames whose wait timed out, not the next one."""
+        while True:
+            try:
+                byte = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            if byte == -1:
+                raise LinkClosed(self.peer)
+
     def _wait_ack(self, timeout_s: float) -> bool:
         while True:
             try:
@@ -120,6 +131,8 @@ class FramedConnection:
                 self.reader.feed(data)
                 if not self._handle_items():
                     break
+        except LinkClosed:  # answering ACK/NACK failed: the peer is gone
+            pass
         finally:
             self._mark_closed()
 
