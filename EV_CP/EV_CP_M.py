@@ -111,14 +111,16 @@ class EngineLink:
             next_health = 0.0
             while not self.stop.is_set():
                 self._send_control(conn)
+                if self._overdue():
+                    next_health = 0.0  # a missed answer: check again at once
                 if time.monotonic() >= next_health:
                     next_health = time.monotonic() + HEALTH_EVERY_S
                     self._check(conn)
                 frame = conn.recv(0.1)
                 if frame is not None:
                     self._on_frame(frame)
-        except LinkClosed as exc:
-            say(f"Lost the Engine ({exc}); reporting KO and retrying")
+        except LinkClosed:
+            say("Lost the Engine: reporting KO and retrying")
         finally:
             conn.close()
             self._set_link(False)
@@ -141,9 +143,16 @@ class EngineLink:
             if not conn.send(frame):
                 logger.warning("Engine did not acknowledge %s", frame.opcode)
 
+    def _overdue(self) -> bool:
+        with self.lock:
+            missed = self.tracker.expire(time.monotonic())
+        if missed:
+            self._report()
+        return missed
+
     def _check(self, conn: FramedConnection) -> None:
         with self.lock:
-            seq = self.tracker.next_check()
+            seq = self.tracker.next_check(time.monotonic())
         conn.send(p.frame("HEALTH", seq), timeout_s=0.5)
         self._report()
 

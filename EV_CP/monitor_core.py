@@ -3,7 +3,10 @@
 :class:`HealthTracker` turns HEALTH / HEALTH_REPLY traffic into the engine
 status the Monitor reports to CENTRAL: KO when the link to the Engine is down,
 when the Engine answers KO, or when two HEALTH checks in a row go unanswered;
-OK again as soon as the Engine answers OK. :class:`Backoff` paces reconnects.
+OK again as soon as the Engine answers OK. A check counts as missed when no
+answer came within ``reply_timeout_s``, and the next check then goes out at
+once, so a silent Engine is declared KO within about 2 s (SPEC §4 step 4).
+:class:`Backoff` paces reconnects.
 """
 from __future__ import annotations
 
@@ -12,17 +15,19 @@ from typing import Optional
 from common.protocol import ENGINE_KO, ENGINE_OK
 
 MAX_MISSED = 2
+REPLY_TIMEOUT_S = 0.5
 
 
 class HealthTracker:
     """Engine health as seen by the Monitor; ``status`` is what STATUS carries."""
 
-    def __init__(self, max_missed: int = MAX_MISSED):
-        self.max_missed = max_missed
+    def __init__(self, max_missed: int = MAX_MISSED, reply_timeout_s: float = REPLY_TIMEOUT_S):
+        self.max_missed, self.reply_timeout_s = max_missed, reply_timeout_s
         self.link_up = False
         self.answer: Optional[str] = None  # the Engine's last answer on this link
         self.missed = 0
         self._outstanding: Optional[int] = None
+        self._sent_at = 0.0
         self._seq = 0
 
     @property
@@ -50,13 +55,21 @@ class HealthTracker:
         """The socket to the Engine opened or closed: start afresh."""
         self.link_up, self.answer, self.missed, self._outstanding = up, None, 0, None
 
-    def next_check(self) -> int:
+    def next_check(self, now: float) -> int:
         """A HEALTH is about to go out: the previous one, if unanswered, counts as missed."""
         if self._outstanding is not None:
             self.missed += 1
         self._seq += 1
-        self._outstanding = self._seq
+        self._outstanding, self._sent_at = self._seq, now
         return self._seq
+
+    def expire(self, now: float) -> bool:
+        """Count the outstanding check as missed once its answer is overdue; True when it just was."""
+        if self._outstanding is None or now - self._sent_at < self.reply_timeout_s:
+            return False
+        self._outstanding = None
+        self.missed += 1
+        return True
 
     def reply(self, seq: str, engine: str) -> None:
         """HEALTH_REPLY from the Engine; late or unknown answers still prove it is alive."""

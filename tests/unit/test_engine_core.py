@@ -312,24 +312,36 @@ def test_health_tracker_ok_then_two_missed_is_ko_and_recovers():
     tracker = HealthTracker()
     assert tracker.status == "KO"  # no link yet
     tracker.link(True)
-    seq = tracker.next_check()
+    seq = tracker.next_check(0.0)
     tracker.reply(str(seq), "OK")
     assert tracker.status == "OK"
-    tracker.next_check()
-    tracker.next_check()
+    tracker.next_check(1.0)
+    tracker.next_check(2.0)
     assert tracker.status == "OK"  # one missed answer is tolerated
-    tracker.next_check()
+    tracker.next_check(3.0)
     assert tracker.status == "KO"  # two in a row are a fault
-    tracker.reply(str(seq), "OK")
+    tracker.reply(str(seq), "OK")  # even a late answer proves the engine is back
     assert tracker.status == "OK"
+
+
+def test_health_tracker_counts_an_overdue_answer_as_missed():
+    tracker = HealthTracker(reply_timeout_s=0.5)
+    tracker.link(True)
+    tracker.reply(str(tracker.next_check(0.0)), "OK")
+    tracker.next_check(1.0)
+    assert tracker.expire(1.4) is False
+    assert tracker.expire(1.5) is True and tracker.status == "OK"
+    assert tracker.expire(1.6) is False  # counted once
+    tracker.next_check(1.6)
+    assert tracker.expire(2.1) is True and tracker.status == "KO"
 
 
 def test_health_tracker_ko_answer_and_lost_link():
     tracker = HealthTracker()
     tracker.link(True)
-    tracker.reply(str(tracker.next_check()), "KO")
+    tracker.reply(str(tracker.next_check(0.0)), "KO")
     assert tracker.status == "KO"
-    tracker.reply(str(tracker.next_check()), "OK")
+    tracker.reply(str(tracker.next_check(1.0)), "OK")
     assert tracker.status == "OK"
     tracker.link(False)
     assert tracker.status == "KO" and "not reachable" in tracker.reason()
