@@ -283,6 +283,8 @@ class ZoneClient:
         found = []
         for records in batches.values():
             for record in records:
+                if record.key is not None and record.key != self.client_id.encode():
+                    continue  # another client's message on a shared channel partition: not ours to see or Ack
                 try:
                     found.append(m.decode(record.value))
                 except m.MessageError as exc:
