@@ -278,6 +278,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
     for handler in logging.getLogger().handlers:
         if type(handler) is logging.StreamHandler:  # stderr, not the JSON file
             handler.setLevel(args.console_log_level)
+            if args.console_log_level != "DEBUG":  # kafka-python's own chatter stays in the log file
+                handler.addFilter(lambda record: not record.name.startswith("kafka"))
 
 
 if __name__ == "__main__":
