@@ -528,6 +528,15 @@ def test_ack_ticket_only_from_its_owner(net):
     net.service.ack_ticket("alice", m.AckTicket(ticket.ticket_id))  # again: harmless
 
 
+@pytest.mark.xfail(strict=True, reason="service.ack_ticket accepts sender == ticket.cp_id even for a driver's "
+                   "ticket: the engine of the CP could silence a driver's ticket (owner = its recipient)")
+def test_the_cps_engine_cannot_ack_a_drivers_ticket(net):
+    net.finished(net.charging())
+    ticket = net.tickets()[0]
+    net.service.ack_ticket("CP1", m.AckTicket(ticket.ticket_id))
+    assert ticket.ticket_id in net.service.unacked
+
+
 def test_resend_tickets_all_or_one_clients(net):
     net.finished(net.charging("alice", "CP1"), cp_id="CP1")
     net.finished(net.charging("bob", "CP2"), cp_id="CP2")
