@@ -26,12 +26,18 @@ def say(text: str) -> None:
 
 
 def quiet_console_logging(verbose: bool) -> None:
-    """Keep stderr for warnings (the operator already sees every step printed); the log file keeps all."""
+    """Keep stderr for our warnings: the operator already sees every step printed, and kafka-python
+    repeats each broker outage several times a second. The log file keeps everything."""
     if verbose:
         return
     for handler in logging.getLogger().handlers:
         if type(handler) is logging.StreamHandler:
             handler.setLevel(logging.WARNING)
+            handler.addFilter(_not_kafka)
+
+
+def _not_kafka(record: logging.LogRecord) -> bool:
+    return not record.name.startswith("kafka")
 
 
 class StdinCommands:

@@ -239,8 +239,10 @@ class EngineCore:
             return [Say(f"Ignored CP_INFO for {info.cp_id}: this engine is {self.info.cp_id} (restart it to change)")]
         first, old = self.info is None, self.info
         self.info = info
-        effects: list[Effect] = [Say(f"CP {info.cp_id}: zone {info.zone}, {info.price_eur_kwh} EUR/kWh, "
-                                     f"{info.power_kw} kW, {info.address or 'no address'}")]
+        effects: list[Effect] = []
+        if info != old:  # the Monitor repeats CP_INFO after every reconnect; show only news
+            effects.append(Say(f"CP {info.cp_id}: zone {info.zone}, {info.price_eur_kwh} EUR/kWh, "
+                               f"{info.power_kw} kW, {info.address or 'no address'}"))
         if first:
             return effects + [ConnectKafka(info.cp_id, info.zone)] + self._restore(persisted or {})
         if old is not None and old.zone != info.zone:
