@@ -104,6 +104,7 @@ def main(argv=None) -> int:
     every(1.0, service.expire_authorizations, "auth-expiry")
     every(5.0, lambda: repo.save_live_figures(service.live_figures()), "live-figures")
     every(5.0, service.resend_tickets, "ticket-resend")
+    every(5.0, service.sync_registered, "registered-cps")
     every(0.0, publish_status, "status-publisher")
     monitor_server.ready.wait(10)
     print(f"CENTRAL listo en {time.monotonic() - started:.1f} s: Monitors en :{args.listen_port}, "

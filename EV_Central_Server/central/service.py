@@ -162,17 +162,38 @@ class CentralService:
                     len(self.cps), len(self.supplies), len(self.unacked))
         self._changed()
 
+    def _registered(self, cp_id: str) -> Optional[CpView]:
+        """A CP by id, looking in the DB for one registered since CENTRAL started."""
+        cp = self.cps.get(cp_id)
+        if cp is None:
+            row = self.repo.get_cp(cp_id)
+            if row is not None:
+                cp = self.cps[cp_id] = _cp_from_row(row)
+                self._changed()
+        return cp
+
+    def sync_registered(self) -> None:
+        """Pick up CPs registered or removed by the Registry/admin while CENTRAL runs."""
+        rows = {row["cp_id"]: row for row in self.repo.load_cps()}
+        with self._lock:
+            added = [cp_id for cp_id in rows if cp_id not in self.cps]
+            for cp_id in added:
+                self.cps[cp_id] = _cp_from_row(rows[cp_id])
+            removed = [cp_id for cp_id, cp in self.cps.items()
+                       if cp_id not in rows and not cp.link_up and cp.supply is None]
+            for cp_id in removed:
+                del self.cps[cp_id]
+            if added or removed:
+                self._changed()
+
     # ------------------------------------------------------------ monitors (sockets)
     def authenticate(self, cp_id: str, secret: str, token: object, verify_secret=None) -> CpView:
         """A Monitor authenticates its CP; raises AuthDenied. Only registered CPs are accepted."""
         with self._lock:
-            cp = self.cps.get(cp_id)
+            cp = self._registered(cp_id)
             if cp is None:
-                row = self.repo.get_cp(cp_id)
-                if row is None:
-                    self._audit("AUTH", "cp_auth", cp_id, False, "unknown CP")
-                    raise AuthDenied("CP_NOT_FOUND", f"CP {cp_id} is not registered")
-                cp = self.cps[cp_id] = _cp_from_row(row)
+                self._audit("AUTH", "cp_auth", cp_id, False, "unknown CP")
+                raise AuthDenied("CP_NOT_FOUND", f"CP {cp_id} is not registered")
             if verify_secret is not None and not verify_secret(cp_id, secret):
                 self._audit("AUTH", "cp_auth", cp_id, False, "bad credentials")
                 raise AuthDenied("BAD_CREDENTIALS", "unknown CP or wrong secret")
@@ -248,7 +269,7 @@ class CentralService:
     def _decide(self, sender_kind: str, sender: str, req: m.RequestSupply) -> m.Message:
         try:
             self._check_requester(sender_kind, sender, req)
-            cp = self.cps.get(req.cp_id)
+            cp = self._registered(req.cp_id)
             if cp is None:
                 raise Denied("CP_NOT_FOUND")
             reason = d.deny_reason(cp.state, cp.out_of_service, cp.supply is not None)

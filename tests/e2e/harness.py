@@ -61,6 +61,7 @@ class Proc:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"{name}.log"
         self.lines: list[str] = []
+        self._times: list[float] = []
         self._cond = threading.Condition()
         self.popen = subprocess.Popen([PY, *args], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -73,6 +74,7 @@ class Proc:
                 log.flush()
                 with self._cond:
                     self.lines.append(line.rstrip("\n"))
+                    self._times.append(time.monotonic())
                     self._cond.notify_all()
         self.popen.stdout.close()
 
@@ -104,6 +106,11 @@ class Proc:
         regex = re.compile(pattern)
         with self._cond:
             return [m for m in (regex.search(line) for line in self.lines) if m]
+
+    def timed_lines(self) -> list[tuple[float, str]]:
+        """(monotonic arrival time, line) of every output line so far."""
+        with self._cond:
+            return list(zip(self._times, self.lines))
 
     def send(self, line: str) -> None:
         """Type a command line on the program's stdin."""
@@ -198,7 +205,9 @@ class Stack:
         if register:
             self.register_cp(cp_id)
         engine = self.start_engine(cp_id, *engine_flags)
+        engine.wait_line(r"Engine listening", 20)
         monitor = self.start_monitor(cp_id)
+        monitor.wait_line(r"Engine status OK|Connected to the Engine", 20)
         if wait_state:
             self.wait_state(cp_id, wait_state, 30)
         return engine, monitor
