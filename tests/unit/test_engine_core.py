@@ -352,3 +352,23 @@ def test_backoff_doubles_up_to_two_seconds_and_resets():
     assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 2.0, 2.0]
     backoff.reset()
     assert backoff.next() == 0.5
+
+
+def test_stop_before_the_plug_sends_an_empty_final_record():
+    core = ready_core()
+    authorize(core)
+    finished = published(core.handle(m.StopSupply("S1", "STOPPED_BY_OPERATOR"), T0 + 1), m.SupplyFinished)
+    assert finished == [m.SupplyFinished("S1", "CP1", None, iso(T0 + 1), "0.000", "0.00", "STOPPED_BY_OPERATOR")]
+
+
+def test_cancel_after_the_plug_ends_the_supply_instead_of_charging_for_free():
+    core = charging_core()
+    effects = core.handle(m.CancelAuthorization("S1", "AUTH_EXPIRED"), T0 + 1)
+    assert published(effects, m.SupplyFinished)[0].reason == "AUTH_EXPIRED" and core.supply is None
+
+
+def test_every_message_type_the_engine_can_receive_has_a_handler():
+    from EV_CP.engine_core import MESSAGE_HANDLERS
+    to_engine = {m.AuthorizeSupply, m.CancelAuthorization, m.StopSupply, m.SupplyAuthorized, m.SupplyDenied,
+                 m.TicketIssued, m.Notice, m.Error, m.SupplyStarted, m.Telemetry}
+    assert to_engine <= set(MESSAGE_HANDLERS)
