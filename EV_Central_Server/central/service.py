@@ -67,7 +67,6 @@ class SupplyView:
     energy_kwh: Decimal = Decimal("0")
     amount_eur: Decimal = Decimal("0")
     live_power_kw: Decimal = Decimal("0")
-    stop_requested: Optional[str] = None
 
     @property
     def recipient(self) -> tuple[str, str]:
@@ -326,8 +325,6 @@ class CentralService:
             kind, client = supply.recipient
             self.outlet.to_client(kind, client, msg)
             self._audit("CHARGE", "supply_started", supply.driver_id, True, f"{supply.cp_id} supply {supply.supply_id}")
-            if supply.stop_requested:
-                self.outlet.to_client_reliable("engine", supply.cp_id, m.StopSupply(supply.supply_id, supply.stop_requested))
             self._changed()
 
     def telemetry(self, msg: m.Telemetry) -> None:
@@ -385,17 +382,22 @@ class CentralService:
         self._send_ticket(ticket_message(row))
         self._changed()
 
+    @staticmethod
+    def ticket_recipient(ticket: m.TicketIssued) -> tuple[str, str]:
+        """(kind, client id) a ticket goes to: the driver, or the CP's engine for anonymous supplies."""
+        if ticket.driver_id.startswith(ANON_PREFIX):
+            return "engine", ticket.cp_id
+        return "driver", ticket.driver_id
+
     def _send_ticket(self, ticket: m.TicketIssued) -> None:
         self.unacked[ticket.ticket_id] = ticket
-        kind = "engine" if ticket.driver_id.startswith(ANON_PREFIX) else "driver"
-        client = ticket.cp_id if kind == "engine" else ticket.driver_id
-        self.outlet.to_client(kind, client, ticket)
+        self.outlet.to_client(*self.ticket_recipient(ticket), ticket)
 
     def ack_ticket(self, sender: str, msg: m.AckTicket) -> None:
-        """The driver (or engine, for anonymous supplies) saw its ticket."""
+        """The ticket's recipient saw it: stop re-sending (anyone else's ack is ignored)."""
         with self._lock:
             ticket = self.unacked.get(msg.ticket_id)
-            if ticket is None or sender not in (ticket.driver_id, ticket.cp_id):
+            if ticket is None or sender != self.ticket_recipient(ticket)[1]:
                 return
             self.repo.ack_ticket(msg.ticket_id)
             del self.unacked[msg.ticket_id]
@@ -404,7 +406,7 @@ class CentralService:
         """Re-send unacknowledged tickets (all, or one client's)."""
         with self._lock:
             for ticket in list(self.unacked.values()):
-                if client_id is None or client_id in (ticket.driver_id, ticket.cp_id):
+                if client_id is None or client_id == self.ticket_recipient(ticket)[1]:
                     self._send_ticket(ticket)
 
     def driver_stop(self, sender: str, msg: m.StopSupply) -> None:
@@ -480,7 +482,6 @@ class CentralService:
         if supply.phase is d.Phase.AUTHORIZED:
             self._cancel(supply, reason)
         else:
-            supply.stop_requested = reason
             self.outlet.to_client_reliable("engine", supply.cp_id, m.StopSupply(supply.supply_id, reason))
 
     def _cancel(self, supply: SupplyView, reason: str) -> None:

@@ -528,8 +528,6 @@ def test_ack_ticket_only_from_its_owner(net):
     net.service.ack_ticket("alice", m.AckTicket(ticket.ticket_id))  # again: harmless
 
 
-@pytest.mark.xfail(strict=True, reason="service.ack_ticket accepts sender == ticket.cp_id even for a driver's "
-                   "ticket: the engine of the CP could silence a driver's ticket (owner = its recipient)")
 def test_the_cps_engine_cannot_ack_a_drivers_ticket(net):
     net.finished(net.charging())
     ticket = net.tickets()[0]
