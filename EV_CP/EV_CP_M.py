@@ -49,6 +49,7 @@ DENIED_RETRY_S = 5.0
 AUTH_ANSWER_S = 5.0
 MAX_UNACKED_STATUS = 3       # CENTRAL silent for ~3 s: treat the link as lost
 DOWN_REMINDER_S = 15.0
+FIRST_VERDICT_WAIT_S = 3.0
 HELP = "commands: status | reauth | quit"
 
 
@@ -60,7 +61,7 @@ class EngineLink:
         self.tracker = HealthTracker()
         self.lock = threading.Lock()
         self.status_changed = threading.Event()
-        self.known = threading.Event()  # the first health verdict is in (for the first STATUS)
+        self.known = threading.Event()  # the Engine answered a first HEALTH (for the first STATUS)
         self._control: "queue.Queue[p.Frame]" = queue.Queue()
         self._greeting: list[p.Frame] = [p.frame("CENTRAL", p.LINK_DOWN)]
         self._connected = False
@@ -97,7 +98,6 @@ class EngineLink:
                     say(f"Engine not reachable at {self.host}:{self.port} ({exc}); retrying every second")
                 failures += 1
                 self._set_link(False)
-                self.known.set()
                 self.stop.wait(ENGINE_RETRY_S)
                 continue
             failures = 0
@@ -210,7 +210,9 @@ class CentralLink:
     # ---- thread ----
     def run(self) -> None:
         """Connect, authenticate, report, reconnect, until stopped."""
-        self.engine.known.wait(2.0)  # so the first STATUS tells the truth about the Engine
+        # Engine and Monitor usually start together: give the Engine a moment so the first STATUS is
+        # not a KO that only means "not started yet" (CENTRAL would flash AVERIADO).
+        self.engine.known.wait(FIRST_VERDICT_WAIT_S)
         backoff = Backoff()
         while not self.stop.is_set():
             self.reauth.clear()

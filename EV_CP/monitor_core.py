@@ -36,11 +36,6 @@ class HealthTracker:
         healthy = self.link_up and self.answer == ENGINE_OK and self.missed < self.max_missed
         return ENGINE_OK if healthy else ENGINE_KO
 
-    @property
-    def known(self) -> bool:
-        """True once the Engine answered at least once on this link (or the link is down)."""
-        return not self.link_up or self.answer is not None
-
     def reason(self) -> str:
         """Why the status is what it is, for the console."""
         if not self.link_up:
