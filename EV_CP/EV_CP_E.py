@@ -125,6 +125,7 @@ class Engine:
         self.zone: Optional[ZoneClient] = None
         self._generation = 0
         self._running = True
+        self._persist_failing = False
 
     # ---- loop ----
     def run(self, listener: Listener) -> None:
@@ -259,7 +260,14 @@ class Engine:
             else:
                 self.store.delete(cp_id)
         except OSError as exc:
-            logger.error("cannot write the supply state file: %s", exc)
+            if not self._persist_failing:  # say it once, not four times a second
+                say(f"Cannot write the supply state file ({exc}); a crash now would lose the running supply")
+                logger.error("cannot write the supply state file: %s", exc)
+            self._persist_failing = True
+            return
+        if self._persist_failing:
+            say("Supply state file written again")
+            self._persist_failing = False
 
     def _shutdown(self, listener: Listener) -> None:
         self._persist()
@@ -315,6 +323,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         config.host_port(args.broker)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be positive")
+    for flag, value in (("--auto-plug", args.auto_plug), ("--auto-unplug", args.auto_unplug)):
+        if value is not None and value < 0:
+            parser.error(f"{flag} must not be negative")
     return args
 
 
