@@ -11,31 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.config import load_env  # noqa: E402
 from common.db import Database, dsn_from, migrate  # noqa: E402
+from common.domain import validate_cp  # noqa: E402
 from EV_Central_Server.central.repository import PostgresRepository  # noqa: E402
 
-CP_FIELDS = ("cp_id", "address", "city", "country", "price_eur_kwh", "power_kw", "zone")
 
 
-def validate_cp(cp: dict) -> dict:
-    """Check a CP record; raises ValueError with a readable reason."""
-    missing = [f for f in ("cp_id", "address", "city", "price_eur_kwh", "power_kw") if not cp.get(f)]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    try:
-        price, power = Decimal(str(cp["price_eur_kwh"])), Decimal(str(cp["power_kw"]))
-    except InvalidOperation:
-        raise ValueError("price and power must be numbers") from None
-    if price < 0 or power <= 0:
-        raise ValueError("price must be >= 0 and power > 0")
-    return {"country": "ES", "zone": "default", **{k: cp[k] for k in CP_FIELDS if k in cp},
-            "price_eur_kwh": price, "power_kw": power}
+def checked_cp(cp: dict) -> dict:
+    """A CP record validated by the one domain rule; raises ValueError with the reason."""
+    record, problem = validate_cp(cp)
+    if problem:
+        raise ValueError(f"{cp.get('cp_id', '?')}: {problem}")
+    return record
 
 
 def main(argv=None) -> int:
@@ -67,12 +59,12 @@ def main(argv=None) -> int:
         if args.command == "load":
             data = json.loads(Path(args.file).read_text(encoding="utf-8"))
             for cp in data.get("charging_points", []):
-                repo.upsert_cp(validate_cp(cp))
+                repo.upsert_cp(checked_cp(cp))
             for driver_id in data.get("drivers", []):
                 repo.add_driver(driver_id)
             print(f"registered {len(data.get('charging_points', []))} CPs and {len(data.get('drivers', []))} drivers")
         elif args.command == "add-cp":
-            repo.upsert_cp(validate_cp(vars(args)))
+            repo.upsert_cp(checked_cp(vars(args)))
             print(f"registered CP {args.cp_id}")
         elif args.command == "add-driver":
             repo.add_driver(args.driver_id)

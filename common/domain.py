@@ -15,6 +15,7 @@ and leave the phase unchanged.
 """
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 from typing import Iterable, Optional
@@ -142,3 +143,34 @@ def amount_for(energy_kwh: object, price_eur_kwh: object) -> Decimal:
 def energy_after(seconds: float, power_kw: object, time_scale: float = 1.0) -> Decimal:
     """kWh delivered at a constant power over some seconds (time_scale speeds up simulations)."""
     return energy(Decimal(str(power_kw)) * Decimal(str(seconds * time_scale)) / Decimal(3600))
+
+
+# ---- CP registration records ----
+CP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+ZONE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def validate_cp(body: object) -> tuple[Optional[dict], Optional[str]]:
+    """A CP registration record, checked: (record, None) or (None, readable problem)."""
+    if not isinstance(body, dict):
+        return None, "body must be a JSON object"
+    for name in ("cp_id", "address", "city", "price_eur_kwh", "power_kw"):
+        if body.get(name) in (None, ""):
+            return None, f"{name} is required"
+    texts = {k: body.get(k, default) for k, default in (("cp_id", ""), ("address", ""), ("city", ""),
+                                                        ("country", "ES"), ("zone", "default"))}
+    if not all(isinstance(v, str) for v in texts.values()):
+        return None, "cp_id, address, city, country and zone must be text"
+    if not CP_ID_PATTERN.match(texts["cp_id"]):
+        return None, "cp_id must be 1-32 letters, digits, _ or -"
+    if not ZONE_PATTERN.match(texts["zone"]):
+        return None, "zone must be 1-40 letters, digits, _ or -"
+    if len(texts["address"]) > 200 or len(texts["city"]) > 100 or len(texts["country"]) > 60:
+        return None, "address, city or country too long"
+    try:
+        price, power = Decimal(str(body["price_eur_kwh"])), Decimal(str(body["power_kw"]))
+    except ArithmeticError:
+        return None, "price_eur_kwh and power_kw must be numbers"
+    if not price.is_finite() or not power.is_finite() or price < 0 or power <= 0 or price > 100 or power > 1000:
+        return None, "price_eur_kwh must be 0-100 and power_kw 0-1000 (exclusive of 0)"
+    return {**texts, "price_eur_kwh": price, "power_kw": power}, None

@@ -322,12 +322,55 @@ class NetworkStatus(Message):
     cps: list = field(default_factory=list)
 
 
+# ---------------------------------------------------------------- driver accounts and history
+@dataclass
+class RegisterDriver(Message):
+    """A new driver account (the password is stored only as a slow salted hash)."""
+
+    driver_id: str
+    password: str
+
+
+@dataclass
+class LoginDriver(Message):
+    """A driver logs in from the web app."""
+
+    driver_id: str
+    password: str
+
+
+@dataclass
+class AccountResult(Message):
+    """CENTRAL's answer to RegisterDriver / LoginDriver."""
+
+    driver_id: str
+    ok: bool
+    code: str
+    message: str
+
+
+@dataclass
+class QueryHistory(Message):
+    """A driver asks for its supplies and its last ticket."""
+
+    driver_id: str
+
+
+@dataclass
+class SupplyHistory(Message):
+    """A driver's supplies, newest first, and its last ticket."""
+
+    driver_id: str
+    supplies: list = field(default_factory=list)
+    last_ticket: Optional[dict] = None
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.__name__: cls
     for cls in (SelectChannel, ChannelAssigned, Hello, Welcome, Ack, Error, RequestSupply,
                 SupplyDenied, SupplyAuthorized, AuthorizeSupply, CancelAuthorization, StopSupply,
                 SupplyStarted, Telemetry, SupplyFinished, TicketIssued, AckTicket, Notice,
-                NetworkStatus)
+                NetworkStatus, RegisterDriver, LoginDriver, AccountResult, QueryHistory, SupplyHistory)
 }
 
 
@@ -381,6 +424,10 @@ def _matches(annotation: Any, value: Any) -> bool:
     text = str(annotation)
     if value is None:  # null only where the field is Optional
         return text.startswith("Optional[")
+    if text == "bool":
+        return isinstance(value, bool)
+    if "dict" in text:
+        return isinstance(value, dict)
     if "int" in text and "str" not in text:
         return isinstance(value, int) and not isinstance(value, bool)
     if "list" in text:

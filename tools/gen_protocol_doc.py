@@ -114,6 +114,13 @@ def _message_examples() -> list[tuple[str, m.Message]]:
         ("central", m.Notice(text="CP001 faulted during your supply", level="warning")),
         ("central", m.NetworkStatus(cps=[{"cp_id": "CP001", "state": "ACTIVADO"},
                                          {"cp_id": "CP002", "state": "SUMINISTRANDO"}])),
+        (driver, m.RegisterDriver(driver_id=driver, password="<the new password>")),
+        (driver, m.LoginDriver(driver_id=driver, password="<the password>")),
+        ("central", m.AccountResult(driver_id=driver, ok=True, code="OK", message="Sesión iniciada")),
+        (driver, m.QueryHistory(driver_id=driver)),
+        ("central", m.SupplyHistory(driver_id=driver, supplies=[{"supply_id": supply, "cp_id": cp, "phase": "FINISHED",
+                                                                   "energy_kwh": "11.000", "amount_eur": "3.85"}],
+                                    last_ticket={"ticket_id": "tk-0001", "supply_id": supply, "amount_eur": "3.85"})),
     ]
 
 

@@ -7,6 +7,8 @@ from typing import Optional
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from common.domain import validate_cp
+
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -102,6 +104,51 @@ def _supply_json(row: dict, live: Optional[dict]) -> dict:
     if live:
         out.update(energy_kwh=live["energy_kwh"], amount_eur=live["amount_eur"], power_kw=live["power_kw"])
     return out
+
+
+@bp.get("/changes")
+def changes():
+    """Long poll: waits until the network changes after ?since=<version> (at most ?timeout=s, default 20)."""
+    try:
+        since = int(request.args.get("since", "-1"))
+        timeout = float(request.args.get("timeout", "20"))
+    except ValueError:
+        return error("BAD_FILTER", "since must be a whole number and timeout a number of seconds", 400)
+    if not 0 <= timeout <= 30:
+        return error("BAD_FILTER", "timeout must be between 0 and 30 seconds", 400)
+    version = _service().wait_change(since, timeout)
+    cps = _service().snapshot()
+    return jsonify({"version": version, "charging_points": cps,
+                    "ongoing": [cp["supply"] for cp in cps if cp["supply"]]})
+
+
+@bp.post("/charging_points")
+def add_cp():
+    """Register (or update) a CP: {cp_id, address, city, country?, price_eur_kwh, power_kw, zone?}."""
+    body = request.get_json(silent=True)
+    record, problem = validate_cp(body)
+    if problem:
+        return error("BAD_CP", problem, 400)
+    return jsonify(_service().add_cp(record, actor="api")), 201
+
+
+@bp.delete("/charging_points/<cp_id>")
+def remove_cp(cp_id: str):
+    """Deregister a CP (409 while it has a supply)."""
+    try:
+        _service().remove_cp(cp_id, actor="api")
+    except KeyError:
+        return error("CP_NOT_FOUND", f"CP {cp_id} does not exist", 404)
+    except ValueError as exc:
+        return error("CP_BUSY", str(exc), 409)
+    return jsonify({"cp_id": cp_id, "result": "removed"})
+
+
+@bp.get("/drivers")
+def list_drivers():
+    """Registered driver ids (no personal data)."""
+    return jsonify([{"driver_id": r["driver_id"], "created_at": r["created_at"].isoformat()}
+                    for r in _repo().list_drivers()])
 
 
 @bp.get("/messages")

@@ -61,11 +61,26 @@ class PostgresRepository:
             cur.execute("SELECT 1 FROM drivers WHERE driver_id = %s", (driver_id,))
             return cur.fetchone() is not None
 
-    def add_driver(self, driver_id: str, password_hash: Optional[str] = None) -> None:
-        """Register a driver (idempotent)."""
+    def add_driver(self, driver_id: str, password_hash: Optional[str] = None) -> bool:
+        """Register a driver; False when the id already exists (nothing changes then)."""
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO drivers (driver_id, password_hash) VALUES (%s, %s) "
                         "ON CONFLICT (driver_id) DO NOTHING", (driver_id, password_hash))
+            return cur.rowcount > 0
+
+    def driver_password_hash(self, driver_id: str) -> Optional[str]:
+        """The stored password hash of a driver, or None."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT password_hash FROM drivers WHERE driver_id = %s", (driver_id,))
+            row = cur.fetchone()
+            return row["password_hash"] if row else None
+
+    def last_ticket(self, driver_id: str) -> Optional[dict]:
+        """A driver's newest ticket."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE driver_id = %s ORDER BY issued_at DESC LIMIT 1",
+                        (driver_id,))
+            return cur.fetchone()
 
     def list_drivers(self) -> list[dict]:
         """Every driver id (no personal data)."""

@@ -42,7 +42,22 @@ class KafkaRouter:
             m.StopSupply: lambda kind, env: self.service.driver_stop(env.sender, env.message),
             m.AckTicket: lambda kind, env: self.service.ack_ticket(env.sender, env.message),
             m.Ack: lambda kind, env: self.bus.outbox.ack(env.message.ref),
+            m.RegisterDriver: lambda kind, env: self.reply(kind, env, self.service.register_driver(env.sender, env.message)),
+            m.LoginDriver: lambda kind, env: self.reply(kind, env, self.service.login_driver(env.sender, env.message)),
+            m.QueryHistory: self.on_history,
         }
+
+    def reply(self, kind: str, env: m.Envelope, answer: m.Message) -> None:
+        """Answer the sender of a message."""
+        self.bus.to_client(kind, env.sender, answer)
+
+    def on_history(self, kind: str, env: m.Envelope) -> None:
+        """A driver's history, only for itself."""
+        msg = env.message
+        if msg.driver_id != env.sender:
+            self.reply(kind, env, m.Error("NOT_YOURS", "a driver may only see its own history", env.id))
+            return
+        self.reply(kind, env, self.service.history(msg.driver_id))
 
     def __call__(self, topic_kind: str, zone: str, env: m.Envelope) -> None:
         """Entry point for every message CENTRAL consumes."""

@@ -9,7 +9,9 @@ database) before it is sent, and re-sent until the driver acknowledges it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,10 +21,12 @@ from typing import Callable, Optional, Protocol
 
 from common import domain as d
 from common import messages as m
+from common import passwords
 
 logger = logging.getLogger(__name__)
 COMPONENT = "EV_Central"
 ANON_PREFIX = "ANON-"
+DRIVER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 STALE_REQUEST_S = 30.0
 
 
@@ -93,6 +97,7 @@ class CpView:
     last_status: float = 0.0
     link_token: Optional[object] = None
     supply: Optional[SupplyView] = None
+    pending_reasons: set[str] = field(default_factory=set)  # applied once the running supply ends
 
     @property
     def state(self) -> d.CpState:
@@ -120,6 +125,12 @@ def _iso(value: Optional[datetime]) -> Optional[str]:
     return value.isoformat(timespec="seconds") if value else None
 
 
+def _jsonable(row: dict) -> dict:
+    """A DB row with timestamps and decimals as text."""
+    return {k: (v.isoformat(timespec="seconds") if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v)
+            for k, v in row.items()}
+
+
 def ticket_message(row: dict) -> m.TicketIssued:
     """A stored ticket row as the message sent to its driver."""
     return m.TicketIssued(row["ticket_id"], row["supply_id"], row["cp_id"], row["driver_id"], _iso(row["started_at"]),
@@ -141,6 +152,8 @@ class CentralService:
         self._answers: dict[str, m.Message] = {}
         self._known_drivers: set[str] = set()
         self._lock = threading.RLock()
+        self.version = 0
+        self._version_cond = threading.Condition()
 
     # ------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -377,6 +390,10 @@ class CentralService:
         cp = self.cps.get(supply.cp_id)
         if cp is not None and cp.supply is supply:
             cp.supply = None
+            if cp.pending_reasons:
+                cp.out_of_service |= cp.pending_reasons
+                cp.pending_reasons.clear()
+                self.repo.save_cp_flags(cp.cp_id, list(cp.out_of_service), cp.engine_ok)
         self._audit("CHARGE", "supply_finished", supply.driver_id, True,
                     f"{supply.cp_id} supply {supply.supply_id}: {energy} kWh, {amount} EUR, {reason}")
         self._send_ticket(ticket_message(row))
@@ -430,6 +447,67 @@ class CentralService:
                         supply.supply_id, supply.cp_id, supply.driver_id, d.plain(supply.price_eur_kwh),
                         _iso(supply.expires_at)))
 
+    # ------------------------------------------------------------ driver accounts (Kafka)
+    def register_driver(self, sender: str, msg: m.RegisterDriver) -> m.AccountResult:
+        """Create a driver account; the password is stored only as a slow salted hash."""
+        if not DRIVER_ID.match(msg.driver_id):
+            return m.AccountResult(msg.driver_id, False, "BAD_DRIVER_ID", "Identificador no válido (letras, números, . _ - @)")
+        if len(msg.password) < passwords.MIN_PASSWORD_LENGTH:
+            return m.AccountResult(msg.driver_id, False, "WEAK_PASSWORD",
+                                   f"La contraseña necesita al menos {passwords.MIN_PASSWORD_LENGTH} caracteres")
+        created = self.repo.add_driver(msg.driver_id, passwords.hash_secret(msg.password))
+        self._audit("AUTH", "driver_register", msg.driver_id, created, "registered" if created else "id taken")
+        if not created:
+            return m.AccountResult(msg.driver_id, False, "DRIVER_EXISTS", "Ese conductor ya existe")
+        with self._lock:
+            self._known_drivers.add(msg.driver_id)
+        return m.AccountResult(msg.driver_id, True, "OK", "Cuenta creada")
+
+    def login_driver(self, sender: str, msg: m.LoginDriver) -> m.AccountResult:
+        """Check a driver's password (the same answer for an unknown id and a wrong password)."""
+        ok = passwords.verify_secret(msg.password, self.repo.driver_password_hash(msg.driver_id))
+        self._audit("AUTH", "driver_login", msg.driver_id, ok, "login" if ok else "bad credentials")
+        if not ok:
+            return m.AccountResult(msg.driver_id, False, "BAD_CREDENTIALS", "Conductor o contraseña incorrectos")
+        return m.AccountResult(msg.driver_id, True, "OK", "Sesión iniciada")
+
+    def history(self, driver_id: str, limit: int = 50) -> m.SupplyHistory:
+        """A driver's supplies (newest first) and its last ticket."""
+        rows = self.repo.list_supplies(None, None, driver_id, limit)
+        last = self.repo.last_ticket(driver_id)
+        return m.SupplyHistory(driver_id, [_jsonable(r) for r in rows],
+                               dataclasses.asdict(ticket_message(last)) if last else None)
+
+    # ------------------------------------------------------------ registration by the operator
+    def add_cp(self, record: dict, actor: str = "operator") -> dict:
+        """Register (or update) a CP; it shows DESCONECTADO until its Monitor authenticates."""
+        self.repo.upsert_cp(record)
+        with self._lock:
+            row = self.repo.get_cp(record["cp_id"])
+            cp = self.cps.get(record["cp_id"])
+            fresh = _cp_from_row(row)
+            if cp is None:
+                self.cps[fresh.cp_id] = fresh
+            else:
+                cp.address, cp.city, cp.country = fresh.address, fresh.city, fresh.country
+                cp.price_eur_kwh, cp.power_kw, cp.zone = fresh.price_eur_kwh, fresh.power_kw, fresh.zone
+            self._audit("SYSTEM", "cp_register", actor, True, record["cp_id"])
+            self._changed()
+            return self.cp_view(self.cps[record["cp_id"]])
+
+    def remove_cp(self, cp_id: str, actor: str = "operator") -> None:
+        """Deregister a CP; refused (ValueError) while it has a supply."""
+        with self._lock:
+            cp = self.cps.get(cp_id)
+            if cp is not None and cp.supply is not None:
+                raise ValueError(f"CP {cp_id} has a supply in progress; stop it first")
+            if not self.repo.delete_cp(cp_id) and cp is None:
+                raise KeyError(cp_id)
+            self.cps.pop(cp_id, None)
+            self._audit("SYSTEM", "cp_deregister", actor, True, cp_id)
+            self._note("info", f"CP {cp_id} dado de baja")
+            self._changed()
+
     # ------------------------------------------------------------ timers
     def expire_authorizations(self) -> None:
         """Authorizations not plugged in time expire and free the CP (ticket AUTH_EXPIRED)."""
@@ -464,12 +542,27 @@ class CentralService:
             return sorted(self.cps)
 
     def _set_reason(self, cp_id: str, reason: str, on: bool, actor: str, end_reason: Optional[str]) -> None:
+        self.set_reason(cp_id, reason, on, actor, end_reason=end_reason)
+
+    def set_reason(self, cp_id: str, reason: str, on: bool, actor: str, end_reason: Optional[str] = None,
+                   after_supply: bool = False) -> None:
+        """Set or clear one out-of-service reason; the others are untouched (SPEC §3).
+
+        With end_reason a running supply is ended at once; with after_supply it finishes first and the
+        reason applies when it ends (weather alerts, SPEC §10).
+        """
         with self._lock:
             cp = self.cps.get(cp_id)
             if cp is None:
                 raise KeyError(cp_id)
             before = set(cp.out_of_service)
-            (cp.out_of_service.add if on else cp.out_of_service.discard)(reason)
+            if on and after_supply and cp.supply is not None and reason not in cp.out_of_service:
+                cp.pending_reasons.add(reason)
+            elif on:
+                cp.out_of_service.add(reason)
+            else:
+                cp.out_of_service.discard(reason)
+                cp.pending_reasons.discard(reason)
             if cp.out_of_service != before:
                 self.repo.save_cp_flags(cp_id, list(cp.out_of_service), cp.engine_ok)
             if on and cp.supply is not None and end_reason:
@@ -528,10 +621,19 @@ class CentralService:
 
     # ------------------------------------------------------------ helpers
     def _changed(self) -> None:
+        with self._version_cond:
+            self.version += 1
+            self._version_cond.notify_all()
         try:
             self.on_change()
         except Exception:
             logger.exception("change listener failed")
+
+    def wait_change(self, since: int, timeout: float) -> int:
+        """Block until the network changed after version `since` (or the timeout); returns the version."""
+        with self._version_cond:
+            self._version_cond.wait_for(lambda: self.version != since, timeout)
+            return self.version
 
     def _incident(self, cp: CpView, text: str) -> None:
         logger.warning(text)

@@ -84,9 +84,18 @@ class FakeRepository:
     def driver_exists(self, driver_id: str) -> bool:
         return driver_id in self.drivers
 
-    def add_driver(self, driver_id: str, password_hash: Optional[str] = None) -> None:
-        self.drivers.setdefault(driver_id, {"driver_id": driver_id, "password_hash": password_hash,
-                                            "created_at": self.clock()})
+    def add_driver(self, driver_id: str, password_hash: Optional[str] = None) -> bool:
+        if driver_id in self.drivers:
+            return False
+        self.drivers[driver_id] = {"driver_id": driver_id, "password_hash": password_hash, "created_at": self.clock()}
+        return True
+
+    def driver_password_hash(self, driver_id: str) -> Optional[str]:
+        return self.drivers.get(driver_id, {}).get("password_hash")
+
+    def last_ticket(self, driver_id: str) -> Optional[dict]:
+        mine = [t for t in self.tickets.values() if t["driver_id"] == driver_id]
+        return max(mine, key=lambda t: t["issued_at"]) if mine else None
 
     def list_drivers(self) -> list[dict]:
         return [{"driver_id": d["driver_id"], "created_at": d["created_at"]} for _, d in sorted(self.drivers.items())]

@@ -187,7 +187,7 @@ def _client_types_in_contract() -> set[str]:
 
 
 CLIENT_TYPES = {m.SelectChannel, m.Hello, m.Ack, m.RequestSupply, m.SupplyStarted, m.Telemetry, m.SupplyFinished,
-                m.StopSupply, m.AckTicket}
+                m.StopSupply, m.AckTicket, m.RegisterDriver, m.LoginDriver, m.QueryHistory}
 
 
 def test_the_contract_names_the_client_types_we_check():

@@ -42,6 +42,11 @@ EXAMPLES: list[m.Message] = [
     m.AckTicket(ticket_id="t-1"),
     m.Notice(text="CP001 faulted during your supply", level="warning"),
     m.NetworkStatus(cps=[{"cp_id": "CP001", "state": "ACTIVADO"}, {"cp_id": "CP002", "state": "PARADO"}]),
+    m.RegisterDriver(driver_id="driver-7", password="s3cret!"),
+    m.LoginDriver(driver_id="driver-7", password="s3cret!"),
+    m.AccountResult(driver_id="driver-7", ok=False, code="BAD_CREDENTIALS", message="Conductor o contraseña incorrectos"),
+    m.QueryHistory(driver_id="driver-7"),
+    m.SupplyHistory(driver_id="driver-7", supplies=[{"supply_id": "sup-1"}], last_ticket={"ticket_id": "t-1"}),
 ]
 # Variants with optional fields left out / None.
 OPTIONAL_VARIANTS: list[m.Message] = [
