@@ -63,7 +63,7 @@ class EngineLink:
         self.status_changed = threading.Event()
         self.known = threading.Event()  # the Engine answered a first HEALTH (for the first STATUS)
         self._control: "queue.Queue[p.Frame]" = queue.Queue()
-        self._greeting: list[p.Frame] = [p.frame("CENTRAL", p.LINK_DOWN)]
+        self._greeting: list[p.Frame] = []  # nothing to say until the CENTRAL side knows something
         self._connected = False
         self._last_status = None
 
