@@ -11,6 +11,8 @@ export EVC_PG_PORT="${EVC_TEST_PG_PORT:-15432}"
 t0="$(now_ms)"
 
 "$ROOT/scripts/python_env.sh" >/dev/null
+EVC_CHROMIUM="$("$ROOT/scripts/browser.sh")"
+export EVC_CHROMIUM
 cleanup() {
     "$ROOT/scripts/kafka.sh" stop || true
     "$ROOT/scripts/postgres.sh" stop || true
