@@ -210,6 +210,10 @@ def test_fuzz_payloads_either_decode_to_typed_fields_or_raise_message_error(case
             assert type(value) is int
         elif str(f.type) == "list":
             assert isinstance(value, list)
+        elif str(f.type) == "bool":
+            assert type(value) is bool
+        elif "dict" in str(f.type):
+            assert isinstance(value, dict)
         else:
             assert isinstance(value, str)
 
