@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -28,6 +26,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from common import messages as m
+from common.reliable import Outbox, SeenIds
 
 logger = logging.getLogger(__name__)
 
@@ -67,73 +66,6 @@ def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
 def zone_topic_partitions(zone: str) -> dict[str, int]:
     """Every topic of a zone with its partition count."""
     return {t: (m.RESP_PARTITIONS if t.endswith(".resp") else 1) for t in m.zone_topics(zone)}
-
-
-class SeenIds:
-    """Bounded memory of envelope ids already handled (idempotent receivers)."""
-
-    def __init__(self, limit: int = 10_000):
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._limit = limit
-
-    def check_and_add(self, msg_id: str) -> bool:
-        """True the first time an id is seen."""
-        if msg_id in self._ids:
-            return False
-        self._ids[msg_id] = None
-        if len(self._ids) > self._limit:
-            self._ids.popitem(last=False)
-        return True
-
-
-@dataclass
-class Pending:
-    """A reliable message waiting for its Ack."""
-
-    msg_id: str
-    message: m.Message
-    target: str
-    next_send: float
-
-
-class Outbox:
-    """Reliable messages re-sent until acknowledged; thread-safe."""
-
-    def __init__(self, resend_s: float = 2.0):
-        self.resend_s = resend_s
-        self._pending: OrderedDict[str, Pending] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, message: m.Message, target: str = "") -> str:
-        """Queue a message; returns its envelope id."""
-        msg_id = m.new_id()
-        with self._lock:
-            self._pending[msg_id] = Pending(msg_id, message, target, 0.0)
-        return msg_id
-
-    def ack(self, ref: str) -> bool:
-        """Drop an acknowledged message."""
-        with self._lock:
-            return self._pending.pop(ref, None) is not None
-
-    def due(self, now: float) -> list[Pending]:
-        """Messages to (re-)send now, in the order they were queued."""
-        with self._lock:
-            ready = [p for p in self._pending.values() if p.next_send <= now]
-            for p in ready:
-                p.next_send = now + self.resend_s
-        return ready
-
-    def retry_now(self) -> None:
-        """Make every pending message due (after a reconnect)."""
-        with self._lock:
-            for p in self._pending.values():
-                p.next_send = 0.0
-
-    def pending(self) -> list[m.Message]:
-        """Messages still waiting for their Ack."""
-        with self._lock:
-            return [p.message for p in self._pending.values()]
 
 
 class ZoneClient:

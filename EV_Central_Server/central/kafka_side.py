@@ -20,7 +20,8 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from common import messages as m
-from common.bus import Outbox, ensure_topics, make_producer, zone_topic_partitions
+from common.bus import ensure_topics, make_producer, zone_topic_partitions
+from common.reliable import Outbox
 
 logger = logging.getLogger(__name__)
 SENDER = "CENTRAL"

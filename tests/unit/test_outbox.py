@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from common import messages as m
-from common.bus import Outbox, SeenIds
+from common.reliable import Outbox, SeenIds
 
 A = m.StopSupply(supply_id="s1", reason="DRIVER_STOP")
 B = m.SupplyFinished(supply_id="s2", cp_id="CP001", started_at=None, ended_at="e", energy_kwh="0",
