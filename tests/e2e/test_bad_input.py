@@ -82,3 +82,43 @@ def test_malformed_kafka_messages_are_dropped_and_central_keeps_serving(stack, b
         client.stop()
     assert stack.central.alive()
     assert stack.central.matching(r"dropped bad message|rejected|not handled")
+
+
+def test_garbage_on_the_topics_clients_read_is_dropped_and_a_supply_still_completes(stack, broker):
+    from tests.e2e.test_supply_flows import CONNECTED, authorized, request, ticket
+
+    stack.start_central()
+    cp_id, driver_id = uid("T"), uid("D")
+    engine, _ = stack.start_cp(cp_id, "--auto-plug", "0.3", "--auto-unplug", "2")
+    driver = stack.start_driver(driver_id)
+    driver.wait_line(CONNECTED, 20)
+    producer = KafkaProducer(bootstrap_servers=broker)
+    garbage = [b"{", b"null", b'{"v":1,"type":"Nope","id":"x","ts":"t","sender":"s","payload":{}}',
+               b'{"v":1,"type":"TicketIssued","id":"x","ts":"t","sender":"s","payload":{"ticket_id":5}}',
+               m.encode(m.AuthorizeSupply("fake", "OTHER", "x", "0.1", "2030-01-01T00:00:00+00:00"), "mallory")]
+    for channel in range(m.CHANNELS):
+        for partition in range(m.RESP_PARTITIONS):
+            for value in garbage:
+                producer.send(m.topic_resp("default", channel), value=value, partition=partition)
+    for value in garbage:
+        producer.send(m.topic_status("default"), value=value)
+    producer.flush()
+    producer.close()
+    mark = request(driver, cp_id)
+    authorized(driver, cp_id, mark)
+    kwh, reason = ticket(driver, mark, 20)
+    assert reason == "UNPLUGGED" and kwh > 0
+    for proc in stack.procs:
+        assert proc.alive(), proc.name
+    stack.assert_every_supply_ticketed([cp_id])
+
+
+def test_garbage_on_the_engine_socket_gets_nack_and_the_monitor_link_keeps_working(stack):
+    stack.start_central()
+    cp_id = uid("N")
+    engine, _ = stack.start_cp(cp_id)
+    with socket.create_connection(("127.0.0.1", stack.engine_ports[cp_id]), timeout=5) as sock:
+        sock.sendall(b"\xff\x00garbage" + p.encode(p.frame("HEALTH", "1"))[:-1] + b"\x00")
+        assert bytes([p.NACK]) in _read_until(sock, bytes([p.NACK]))
+    assert engine.alive()
+    stack.wait_state(cp_id, "ACTIVADO", 10)
