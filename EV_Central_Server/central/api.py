@@ -164,6 +164,8 @@ def create_app(service, repo, overrides: Optional[dict] = None) -> Flask:
     app.config.update(SERVICE=service, REPO=repo, JSON_SORT_KEYS=False)
     app.config.update(overrides or {})
     app.register_blueprint(bp)
+    from EV_Central_Server.central.api_weather import bp as weather_bp  # here: api_weather imports error() from this module
+    app.register_blueprint(weather_bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

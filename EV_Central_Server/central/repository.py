@@ -187,6 +187,56 @@ class PostgresRepository:
                 "ON CONFLICT (client_id) DO UPDATE SET kind = EXCLUDED.kind, zone = EXCLUDED.zone, "
                 "channel = EXCLUDED.channel, partition = EXCLUDED.partition, expires_at = EXCLUDED.expires_at", lease)
 
+    # ---- weather office (SPEC §10) ----
+    def weather_thresholds(self) -> dict:
+        """The thresholds {min_c, max_c (or None)} as Decimals."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT min_c, max_c FROM weather_thresholds WHERE id")
+            row = cur.fetchone()
+            return dict(row) if row else {"min_c": Decimal("0"), "max_c": None}
+
+    def save_weather_thresholds(self, min_c: Decimal, max_c: Optional[Decimal]) -> None:
+        """Store the thresholds (one row)."""
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO weather_thresholds (id, min_c, max_c, updated_at) VALUES (true, %s, %s, now()) "
+                        "ON CONFLICT (id) DO UPDATE SET min_c = EXCLUDED.min_c, max_c = EXCLUDED.max_c, "
+                        "updated_at = now()", (min_c, max_c))
+
+    def add_weather_observations(self, rows: list[dict]) -> None:
+        """Batch-insert observations {city, country, temperature, observed_at} into weather_history."""
+        if not rows:
+            return
+        with self.db.transaction() as cur:
+            cur.executemany("INSERT INTO weather_history (city, country, temperature, observed_at) "
+                            "VALUES (%(city)s, %(country)s, %(temperature)s, %(observed_at)s)", rows)
+
+    def latest_temperatures(self) -> list[dict]:
+        """The newest observation of every (city, country)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT DISTINCT ON (city, country) city, country, temperature, observed_at "
+                        "FROM weather_history ORDER BY city, country, observed_at DESC")
+            return list(cur.fetchall())
+
+    def add_weather_alert(self, city: str, country: str, kind: str, temperature: Optional[Decimal]) -> None:
+        """One ALERT or CLEAR row of weather_alerts."""
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO weather_alerts (city, country, kind, temperature) VALUES (%s, %s, %s, %s)",
+                        (city, country, kind, temperature))
+
+    def weather_alerts(self, limit: int = 50) -> list[dict]:
+        """The newest ALERT/CLEAR rows."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT id, city, country, kind, temperature, created_at FROM weather_alerts "
+                        "ORDER BY id DESC LIMIT %s", (limit,))
+            return list(cur.fetchall())
+
+    def latest_weather_alerts(self) -> list[dict]:
+        """The newest ALERT/CLEAR row of every (city, country): which places are under alert now."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT DISTINCT ON (city, country) id, city, country, kind, temperature, created_at "
+                        "FROM weather_alerts ORDER BY city, country, id DESC")
+            return list(cur.fetchall())
+
     # ---- audit and application messages ----
     def audit(self, component: str, category: str, action: str, actor: Optional[str], success: bool,
               description: str, source_ip: Optional[str] = None) -> None:

@@ -111,6 +111,11 @@ def _cp_from_row(row: dict) -> CpView:
                   Decimal(row["power_kw"]), row["zone"], set(row["out_of_service"] or ()), bool(row["engine_ok"]))
 
 
+def place_key(city: str, country: str) -> tuple[str, str]:
+    """A location as the weather office matches it: city case- and space-insensitive, country code upper-case."""
+    return " ".join(city.split()).casefold(), (country or "").strip().upper()
+
+
 def _parse_ts(text: Optional[str]) -> Optional[datetime]:
     if not text:
         return None
@@ -151,6 +156,7 @@ class CentralService:
         self.unacked: dict[str, m.TicketIssued] = {}
         self._answers: dict[str, m.Message] = {}
         self._known_drivers: set[str] = set()
+        self.temperatures: dict[tuple[str, str], float] = {}  # place_key -> latest °C (weather office)
         self._lock = threading.RLock()
         self.version = 0
         self._version_cond = threading.Condition()
@@ -581,6 +587,21 @@ class CentralService:
         self.outlet.to_client_reliable("engine", supply.cp_id, m.CancelAuthorization(supply.supply_id, reason))
         self._finish(supply, self.clock(), None, Decimal("0"), reason)
 
+    # ------------------------------------------------------------ weather (SPEC §10; rules in central/weather.py)
+    def set_temperatures(self, values: dict[tuple[str, str], float]) -> None:
+        """Latest temperature per place_key, shown in every CP view; screens are told only when one changed."""
+        with self._lock:
+            changed = {k: v for k, v in values.items() if self.temperatures.get(k) != v}
+            self.temperatures.update(changed)
+        if changed:
+            self._changed()
+
+    def reason_targets(self, place: tuple[str, str], reason: str, on: bool) -> list[str]:
+        """CPs at a place (place_key) whose reason (set, or pending after a supply) would change by set_reason."""
+        with self._lock:
+            return sorted(cp.cp_id for cp in self.cps.values() if place_key(cp.city, cp.country) == place
+                          and (reason in cp.out_of_service or reason in cp.pending_reasons) != on)
+
     # ------------------------------------------------------------ views
     def cp_view(self, cp: CpView) -> dict:
         """A CP as every screen shows it."""
@@ -592,6 +613,7 @@ class CentralService:
             "state": state.value, "colour": d.STATE_COLOURS[state], "caption": d.caption(state, cp.out_of_service),
             "out_of_service": sorted(cp.out_of_service), "link_up": cp.link_up, "engine_ok": cp.engine_ok,
             "supply": self.supply_view(supply) if supply else None,
+            "temperature": self.temperatures.get(place_key(cp.city, cp.country)),
         }
 
     @staticmethod

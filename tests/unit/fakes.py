@@ -59,6 +59,9 @@ class FakeRepository:
         self.leases: dict[str, dict] = {}
         self.audit_log: list[dict] = []
         self.messages: list[dict] = []
+        self.thresholds: dict = {"min_c": Decimal("0"), "max_c": None}
+        self.weather_history: list[dict] = []
+        self.weather_alert_rows: list[dict] = []
         self.fail_audit = False
         self._ids = itertools.count(1)
 
@@ -166,6 +169,37 @@ class FakeRepository:
 
     def save_lease(self, lease: dict) -> None:
         self.leases[lease["client_id"]] = dict(lease)
+
+    # ---- weather office (SPEC §10) ----
+    def weather_thresholds(self) -> dict:
+        return dict(self.thresholds)
+
+    def save_weather_thresholds(self, min_c: Decimal, max_c: Optional[Decimal]) -> None:
+        self.thresholds = {"min_c": Decimal(min_c), "max_c": None if max_c is None else Decimal(max_c)}
+
+    def add_weather_observations(self, rows: list[dict]) -> None:
+        self.weather_history += [{**r, "temperature": Decimal(str(r["temperature"])), "id": len(self.weather_history) + i + 1}
+                                 for i, r in enumerate(rows)]
+
+    def latest_temperatures(self) -> list[dict]:
+        latest: dict[tuple[str, str], dict] = {}
+        for row in self.weather_history:
+            latest[(row["city"], row["country"])] = row
+        return [{k: r[k] for k in ("city", "country", "temperature", "observed_at")} for r in latest.values()]
+
+    def add_weather_alert(self, city: str, country: str, kind: str, temperature: Optional[Decimal]) -> None:
+        self.weather_alert_rows.append({"id": len(self.weather_alert_rows) + 1, "city": city, "country": country,
+                                        "kind": kind, "temperature": None if temperature is None else Decimal(str(temperature)),
+                                        "created_at": self.clock()})
+
+    def weather_alerts(self, limit: int = 50) -> list[dict]:
+        return [dict(r) for r in reversed(self.weather_alert_rows)][:limit]
+
+    def latest_weather_alerts(self) -> list[dict]:
+        latest: dict[tuple[str, str], dict] = {}
+        for row in self.weather_alert_rows:
+            latest[(row["city"], row["country"])] = row
+        return [dict(r) for r in latest.values()]
 
     # ---- audit and application messages ----
     def audit(self, component: str, category: str, action: str, actor: Optional[str], success: bool,

@@ -15,7 +15,7 @@ from fakes import T0, FakeClock, FakeRepository, RecordingOutlet, cp_row
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 CP_KEYS = {"cp_id", "address", "city", "country", "zone", "price_eur_kwh", "power_kw", "state", "colour", "caption",
-           "out_of_service", "link_up", "engine_ok", "supply"}
+           "out_of_service", "link_up", "engine_ok", "supply", "temperature"}
 
 
 class Api:
