@@ -119,6 +119,7 @@ class CurrentSupply:
     from_file: bool = False
     stop_sent: bool = False
     last: Optional[m.Telemetry] = None
+    started_at: Optional[str] = None  # from SupplyStarted (the CP's clock), for the elapsed time
 
 
 @dataclass
@@ -153,6 +154,7 @@ class DriverSession:
         self.reachable: Optional[bool] = None  # None until decided once
         self.last_status_at: Optional[float] = None
         self.cps: dict[str, CpView] = {}
+        self._status_parts = m.StatusAssembler()
         self.request: Optional[PendingRequest] = None
         self.supply: Optional[CurrentSupply] = None
         self.batch: Optional[Batch] = None
@@ -270,9 +272,11 @@ class DriverSession:
         return handler(self, msg)
 
     def _on_status(self, msg: m.NetworkStatus) -> list[Effect]:
-        views = (CpView.from_entry(entry) for entry in msg.cps)
-        self.cps = {cp.cp_id: cp for cp in views if cp is not None}
         self.last_status_at = self.clock.monotonic()
+        entries = self._status_parts.add(msg)
+        if entries is not None:
+            views = (CpView.from_entry(entry) for entry in entries)
+            self.cps = {cp.cp_id: cp for cp in views if cp is not None}
         return self._check_reachable()
 
     def _on_authorized(self, msg: m.SupplyAuthorized) -> list[Effect]:
@@ -321,6 +325,7 @@ class DriverSession:
         if supply is None:
             return []
         supply.charging = True
+        supply.started_at = supply.started_at or msg.started_at
         note = " (suministro que ya estaba en curso)" if adopted else ""
         return [Show(f"Carga INICIADA en {msg.cp_id} a las {screens.fmt_time(msg.started_at, self.tz, False)}"
                      f"{note} (suministro {msg.supply_id}).", "ok")]

@@ -317,9 +317,44 @@ class Notice(Message):
 
 @dataclass
 class NetworkStatus(Message):
-    """Every CP with its derived state, published on ``status``."""
+    """Every CP with its derived state, published on ``status``.
+
+    A large network is sent in ``parts`` messages of one ``version``; a reader replaces its
+    table once it has every part of a version (see ``StatusAssembler``).
+    """
 
     cps: list = field(default_factory=list)
+    version: int = 0
+    part: int = 0
+    parts: int = 1
+
+
+STATUS_CHUNK = 200
+
+
+def status_messages(cps: list, version: int) -> list[NetworkStatus]:
+    """The network status split in messages of at most STATUS_CHUNK CPs."""
+    chunks = [cps[i:i + STATUS_CHUNK] for i in range(0, len(cps), STATUS_CHUNK)] or [[]]
+    return [NetworkStatus(chunk, version, i, len(chunks)) for i, chunk in enumerate(chunks)]
+
+
+class StatusAssembler:
+    """Puts the parts of a NetworkStatus version back together (pure; one per reader)."""
+
+    def __init__(self):
+        self._version: Optional[int] = None
+        self._parts: dict[int, list] = {}
+
+    def add(self, msg: NetworkStatus) -> Optional[list]:
+        """Every CP once all parts of msg's version arrived, else None."""
+        if msg.parts <= 1:
+            return list(msg.cps)
+        if msg.version != self._version:
+            self._version, self._parts = msg.version, {}
+        self._parts[msg.part] = msg.cps
+        if len(self._parts) < msg.parts:
+            return None
+        return [cp for i in range(msg.parts) for cp in self._parts.get(i, [])]
 
 
 # ---------------------------------------------------------------- driver accounts and history

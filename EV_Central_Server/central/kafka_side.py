@@ -50,6 +50,7 @@ class CentralBus:
         self.zones_ready: set[str] = set()
         self.handler: Callable[[str, str, m.Envelope], None] = lambda kind, zone, env: None
         self._producer = None
+        self._status_version = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
 
@@ -110,10 +111,12 @@ class CentralBus:
 
     def publish_status(self, cps: list[dict]) -> None:
         """Network status on every ready zone's status topic."""
-        value = m.encode(m.NetworkStatus(cps), SENDER)
+        self._status_version += 1
+        values = [m.encode(msg, SENDER) for msg in m.status_messages(cps, self._status_version)]
         for zone in list(self.zones_ready):
             try:
-                self._producer.send(m.topic_status(zone), value=value)
+                for value in values:
+                    self._producer.send(m.topic_status(zone), value=value)
             except KafkaError as exc:
                 logger.warning("could not publish status on %s: %s", zone, exc)
 

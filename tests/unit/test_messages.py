@@ -280,3 +280,30 @@ def test_central_topic_pattern_matches_only_what_central_reads():
                                       ("zona/1", False)])
 def test_zone_pattern(zone, ok):
     assert bool(m.ZONE_PATTERN.match(zone)) == ok
+
+
+# ---------------------------------------------------------------- network status in parts
+def test_status_messages_split_a_large_network_and_the_assembler_puts_it_back():
+    cps = [{"cp_id": f"CP{i:05d}", "state": "ACTIVADO"} for i in range(2 * m.STATUS_CHUNK + 7)]
+    parts = m.status_messages(cps, version=41)
+    assert [len(p.cps) for p in parts] == [m.STATUS_CHUNK, m.STATUS_CHUNK, 7]
+    assert all(len(m.encode(p, "CENTRAL")) < m.MAX_MESSAGE_BYTES for p in parts)
+    assembler = m.StatusAssembler()
+    assert assembler.add(parts[2]) is None and assembler.add(parts[0]) is None
+    assert assembler.add(parts[1]) == cps
+
+
+def test_status_assembler_drops_parts_of_an_older_version():
+    cps = [{"cp_id": f"CP{i}"} for i in range(m.STATUS_CHUNK + 1)]
+    old, new = m.status_messages(cps, 1), m.status_messages(cps[::-1], 2)
+    assembler = m.StatusAssembler()
+    assert assembler.add(old[0]) is None
+    assert assembler.add(new[1]) is None
+    assert assembler.add(new[0]) == cps[::-1]
+
+
+def test_a_small_network_is_one_message_and_replaces_the_table_at_once():
+    (only,) = m.status_messages([{"cp_id": "A"}], 3)
+    assert (only.part, only.parts) == (0, 1)
+    assert m.StatusAssembler().add(only) == [{"cp_id": "A"}]
+    assert m.status_messages([], 4)[0].cps == []
