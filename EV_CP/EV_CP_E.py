@@ -2,7 +2,7 @@
 """EV_CP_E: the charging point's Engine (the charger).
 
 ``python EV_CP/EV_CP_E.py <broker_host:port> [--listen-port 6001] [--time-scale 60]
-[--auto-plug S] [--auto-unplug S] [--state-dir var/engine]``
+[--auto-plug S] [--auto-unplug S] [--state-dir var/engine] [--web-port N [--web-host 127.0.0.1]]``
 
 It serves one Monitor at a time on the listen port (a newer connection replaces
 the older), answers its HEALTH checks, learns the CP's identity from CP_INFO and
@@ -13,6 +13,10 @@ events on a queue, so the state never needs a lock.
 
 Console (lines on stdin, or single keys on a terminal): k force KO, o recover,
 p plug, u unplug, r request an anonymous supply, s status, q quit.
+
+Owner panel (``--web-port``, package ``EV_CP.panel``): its buttons put the same keys
+on the same queue; the loop hands it a fresh view after every event and tick
+(``EV_CP.panel.view.panel_view``) and every operator line.
 """
 from __future__ import annotations
 
@@ -126,6 +130,22 @@ class Engine:
         self._generation = 0
         self._running = True
         self._persist_failing = False
+        self.panel = None  # EV_CP.panel.bridge.PanelBridge when --web-port is given
+
+    def say(self, text: str) -> None:
+        """An operator line: the console, and the panel when there is one."""
+        say(text)
+        if self.panel is not None:
+            self.panel.say(text)
+
+    def _publish_view(self, now: float) -> None:
+        if self.panel is None:
+            return
+        from EV_CP.panel.view import panel_view
+        try:
+            self.panel.publish(panel_view(self.core, now, self.panel.message_list()))
+        except Exception:  # the panel must never stop the charger
+            logger.exception("panel view failed")
 
     # ---- loop ----
     def run(self, listener: Listener) -> None:
@@ -144,6 +164,7 @@ class Engine:
                 self._check_acks()
                 next_persist = now + PERSIST_EVERY_S
             self._persist()
+            self._publish_view(now)
         self._shutdown(listener)
 
     def _on_event(self, event: tuple) -> None:
@@ -162,7 +183,7 @@ class Engine:
     def _on_monitor_conn(self, event: tuple, now: float) -> None:
         _, sock, peer = event
         if self.link is not None:
-            say(f"A new Monitor connected from {peer}: it replaces the previous one")
+            self.say(f"A new Monitor connected from {peer}: it replaces the previous one")
             self.link.close()
         self._generation += 1
         self.link = MonitorLink(FramedConnection(sock, f"monitor {peer}"), self._generation, self.events)
@@ -204,20 +225,20 @@ class Engine:
     def _on_command(self, event: tuple, now: float) -> None:
         key = event[1][:1].lower()
         if key == "q":
-            say("Quitting")
+            self.say("Quitting")
             self._running = False
         elif key == "s":
-            say(self.core.status_text(now))
+            self.say(self.core.status_text(now))
         elif key in OPERATOR_KEYS:
             self._apply(OPERATOR_KEYS[key](self.core, now))
         else:
-            say(HELP)
+            self.say(HELP)
 
     # ---- effects ----
     def _apply(self, effects: list) -> None:
         for effect in effects:
             if isinstance(effect, core_mod.Say):
-                say(effect.text)
+                self.say(effect.text)
             elif isinstance(effect, core_mod.Publish):
                 self._publish(effect.message)
             elif isinstance(effect, core_mod.ReplyHealth):
@@ -237,7 +258,7 @@ class Engine:
         if self.zone is not None:
             self.zone.stop()
             self._apply(self.core.kafka_link(False))
-        say(f"Opening the Kafka zone channel ({self.args.broker}, zone {zone})")
+        self.say(f"Opening the Kafka zone channel ({self.args.broker}, zone {zone})")
         self.zone = ZoneClient(self.args.broker, zone, cp_id, "engine",
                                on_message=lambda env: self.events.put(("kafka", env.message)),
                                on_link=lambda up: self.events.put(("kafka_link", up)),
@@ -261,18 +282,18 @@ class Engine:
                 self.store.delete(cp_id)
         except OSError as exc:
             if not self._persist_failing:  # say it once, not four times a second
-                say(f"Cannot write the supply state file ({exc}); a crash now would lose the running supply")
+                self.say(f"Cannot write the supply state file ({exc}); a crash now would lose the running supply")
                 logger.error("cannot write the supply state file: %s", exc)
             self._persist_failing = True
             return
         if self._persist_failing:
-            say("Supply state file written again")
+            self.say("Supply state file written again")
             self._persist_failing = False
 
     def _shutdown(self, listener: Listener) -> None:
         self._persist()
         if self.core.supply is not None:
-            say(f"Supply {self.core.supply.supply_id} stays on disk; it is closed when the engine restarts")
+            self.say(f"Supply {self.core.supply.supply_id} stays on disk; it is closed when the engine restarts")
         listener.close()
         if self.link is not None:
             self.link.close()
@@ -317,6 +338,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="unplug automatically after S seconds of charging")
     parser.add_argument("--state-dir", type=Path, default=None,
                         help="where the running supply is persisted (default <EVC_VAR>/engine)")
+    parser.add_argument("--web-port", type=int, default=int(config.env("EVC_ENGINE_WEB_PORT", "0")),
+                        help="serve the owner panel on this port (0: no panel; env EVC_ENGINE_WEB_PORT)")
+    parser.add_argument("--web-host", default=config.env("EVC_ENGINE_WEB_HOST", "127.0.0.1"),
+                        help="address the panel listens on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    parser.add_argument("--central-url", default=config.env("EVC_CENTRAL_URL", ""),
+                        help="link to CENTRAL's Front shown on the panel (env EVC_CENTRAL_URL)")
     parser.add_argument("--verbose", action="store_true", help="also show info logs on stderr")
     args = parser.parse_args(argv)
     try:
@@ -325,6 +352,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         parser.error(str(exc))
     if args.time_scale <= 0:
         parser.error("--time-scale must be positive")
+    if not 0 <= args.web_port <= 65535:
+        parser.error("--web-port must be a port number (0: no panel)")
     for flag, value in (("--auto-plug", args.auto_plug), ("--auto-unplug", args.auto_unplug)):
         if value is not None and value < 0:
             parser.error(f"{flag} must not be negative")
@@ -347,6 +376,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: engine.events.put(("cmd", "q")))
+    if args.web_port:
+        start_panel(args, engine)
     console = StdinCommands(lambda line: engine.events.put(("cmd", line)), single_keys=True)
     say(f"Engine listening for its Monitor on {args.listen_host}:{args.listen_port}; broker {args.broker}")
     say(HELP)
@@ -356,6 +387,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         console.restore()
     return 0
+
+
+def start_panel(args: argparse.Namespace, engine: Engine) -> None:
+    """Serve the owner panel (EV_CP.panel) on a thread; its buttons feed the engine's queue."""
+    from EV_CP.panel import create_app, socketio
+    from EV_CP.panel.bridge import PanelBridge
+
+    engine.panel = PanelBridge(lambda key: engine.events.put(("cmd", key)))
+    app = create_app(engine.panel, {"CENTRAL_URL": args.central_url})
+    threading.Thread(target=socketio.run, args=(app,), name="panel", daemon=True,
+                     kwargs={"host": args.web_host, "port": args.web_port, "allow_unsafe_werkzeug": True,
+                             "use_reloader": False, "log_output": False}).start()
+    host = "127.0.0.1" if args.web_host in ("0.0.0.0", "::") else args.web_host
+    engine.say(f"Engine panel on http://{host}:{args.web_port}/")
 
 
 if __name__ == "__main__":

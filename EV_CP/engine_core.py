@@ -146,6 +146,8 @@ class EngineCore:
         self._next_telemetry = 0.0
         self._request: Optional[tuple[str, float]] = None  # (request_id, sent at)
         self._tickets_seen: dict[str, None] = {}
+        self.last_finished: Optional[m.SupplyFinished] = None  # for the owner panel
+        self.last_ticket: Optional[m.TicketIssued] = None      # anonymous supplies: CENTRAL's ticket
 
     # ------------------------------------------------------------ queries
     @property
@@ -321,6 +323,7 @@ class EngineCore:
         if msg.ticket_id in self._tickets_seen:
             return effects
         self._tickets_seen[msg.ticket_id] = None
+        self.last_ticket = msg
         if len(self._tickets_seen) > SEEN_TICKETS_LIMIT:
             del self._tickets_seen[next(iter(self._tickets_seen))]
         return [Say(ticket_text(msg))] + effects
@@ -373,6 +376,11 @@ class EngineCore:
         if s is None or s.phase is not d.Phase.CHARGING:
             return [Say("Nothing to unplug: not charging")]
         return self._finish("UNPLUGGED", now)
+
+    @property
+    def request_pending(self) -> bool:
+        """An anonymous request is waiting for CENTRAL's answer."""
+        return self._request is not None
 
     def request_supply(self, now: float) -> list[Effect]:
         """A person at the CP asks for an anonymous supply; says why when it cannot."""
@@ -445,6 +453,7 @@ class EngineCore:
         final = m.SupplyFinished(s.supply_id, self.info.cp_id, s.started_at, iso(now),
                                  str(s.energy_kwh), str(s.amount_eur), reason)
         self.finals[s.supply_id] = final
+        self.last_finished = final
         self._published.add(s.supply_id)
         return [Publish(final),
                 Say(f"Supply {s.supply_id} finished: {m.END_REASONS.get(reason, reason)}; "

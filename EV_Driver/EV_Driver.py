@@ -2,6 +2,7 @@
 
     python EV_Driver/EV_Driver.py <broker_host:port> <client_id> [--file services.txt] [--zone default]
                                   [--wait-s 4] [--reply-timeout-s 10] [--exit-when-done]
+                                  [--web-port N [--web-host 127.0.0.1]]
 
 This is the I/O edge and the composition root: it parses arguments, builds the
 zone link (``common.bus.ZoneClient``), the status reader (``common.bus.StatusReader``)
@@ -9,9 +10,13 @@ and the console, and feeds everything they produce, one event at a time, to the
 I/O-free :class:`EV_Driver.session.DriverSession`, whose effects it carries out.
 Threads only put events on one queue; only the main loop touches the session.
 
-Seam for the web app (``--web-port``, a later issue): it would run beside the console,
-read ``session.snapshot()`` and send lines through :meth:`DriverApp.submit`, and
-register itself as one more effect sink in ``DriverApp.sinks``.
+The web app (``--web-port``, package ``EV_Driver.web``) runs beside the console: it
+sends lines through :meth:`DriverApp.submit` (and services files through
+:meth:`DriverApp.submit_batch`), is one more effect sink in ``DriverApp.sinks``,
+reads the session after every step through ``DriverApp.observers`` (on the loop
+thread, so it never races the session), and sees account answers through
+``DriverApp.taps``. Each logged-in driver other than ``client_id`` gets a
+DriverApp of its own (its own session and zone link, no console).
 """
 from __future__ import annotations
 
@@ -84,8 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--console-log-level", type=str.upper, choices=LOG_LEVELS,
                    default=env("EVC_CONSOLE_LOG_LEVEL", "ERROR").upper(),
                    help="log level echoed on stderr [EVC_CONSOLE_LOG_LEVEL, ERROR]; the console itself is stdout")
-    # --web-port (driver web app, SPEC §11) belongs here when it is built: see the module docstring.
+    p.add_argument("--web-port", type=_port, default=_port(env("EVC_DRIVER_WEB_PORT", "0")),
+                   help="serve the driver web app on this port (0: no web app) [EVC_DRIVER_WEB_PORT]")
+    p.add_argument("--web-host", default=env("EVC_DRIVER_WEB_HOST", "127.0.0.1"),
+                   help="address the web app listens on [EVC_DRIVER_WEB_HOST, 127.0.0.1; 0.0.0.0 for every interface]")
     return p
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
+    return value
 
 
 def load_services(path: str) -> list[str]:
@@ -122,11 +140,15 @@ class DriverApp:
     """Owns the session, the event queue and the threads that feed it."""
 
     def __init__(self, args: argparse.Namespace, session: DriverSession, out: TextIO,
-                 zone_client_factory: Callable[..., object], status_reader_factory: Callable[[], object],
+                 zone_client_factory: Callable[..., object], status_reader_factory: Optional[Callable[[], object]],
                  stdin: Optional[TextIO] = None):
         self.args, self.session = args, session
         self.events: queue.Queue = queue.Queue()
-        self.sinks: list[Callable[[Show], None]] = [ConsoleSink(out).show]
+        self.sinks: list[Callable[[Show], None]] = [ConsoleSink(out).show] if out is not None else []
+        self.taps: list[Callable[[m.Message], None]] = []  # zone thread: every message from CENTRAL
+        self.link_taps: list[Callable[[bool], None]] = []  # zone thread: link changes
+        self.status_taps: list[Callable[[m.NetworkStatus], None]] = []  # status thread: every NetworkStatus
+        self.observers: list[Callable[[DriverSession], None]] = []  # loop thread: after every step
         self.stdin = stdin
         self.client = zone_client_factory(on_message=self._on_message, on_link=self._on_link)
         self.status_reader_factory = status_reader_factory
@@ -138,11 +160,33 @@ class DriverApp:
         """A console line from any front-end."""
         self.events.put(("line", line[:MAX_LINE]))
 
+    def submit_batch(self, cp_ids: list[str]) -> None:
+        """Start file mode with these CP ids (the web app's upload)."""
+        self.events.put(("batch", list(cp_ids)))
+
+    def feed(self, message: m.Message) -> None:
+        """A message from elsewhere (the network status, shared by the web app's drivers)."""
+        self.events.put(("msg", message))
+
+    def poke(self) -> None:
+        """Run a step soon (observers see fresh data)."""
+        self.events.put(("tick", None))
+
     def _on_message(self, env: m.Envelope) -> None:
+        self._call(self.taps, env.message)
         self.events.put(("msg", env.message))
 
     def _on_link(self, up: bool) -> None:
         self.events.put(("link", up))
+        self._call(self.link_taps, up)
+
+    @staticmethod
+    def _call(callbacks: list, value) -> None:
+        for callback in callbacks:
+            try:
+                callback(value)
+            except Exception:  # one front-end's bug never stops the driver
+                logger.exception("callback %r failed for %r", callback, value)
 
     def request_quit(self) -> None:
         """Leave the main loop (signals, other front-ends)."""
@@ -163,6 +207,7 @@ class DriverApp:
                 for env in reader.poll(timeout_ms=500):
                     if isinstance(env.message, m.NetworkStatus):
                         self.events.put(("msg", env.message))
+                        self._call(self.status_taps, env.message)
             except Exception as exc:  # broker away: retry with a fresh reader
                 logger.warning("status reader: %s; retrying", exc)
                 reader = self._close_reader(reader)
@@ -181,7 +226,9 @@ class DriverApp:
     # ---- the loop (main thread) ----
     def run(self, services: Optional[list[str]]) -> int:
         """Serve until quit; returns the exit code."""
-        threads = [threading.Thread(target=self._read_status, name="status", daemon=True)]
+        threads = []
+        if self.status_reader_factory is not None:
+            threads.append(threading.Thread(target=self._read_status, name="status", daemon=True))
         if self.stdin is not None:
             threads.append(threading.Thread(target=self._read_stdin, name="stdin", daemon=True))
         self._apply([Show(f"EV Driver {self.session.driver_id} · zona {self.args.zone} · broker "
@@ -211,8 +258,9 @@ class DriverApp:
             self._stop.set()
             return
         handler = {"line": self.session.command, "msg": self.session.handle,
-                   "link": self.session.link_changed}.get(kind)
+                   "link": self.session.link_changed, "batch": self.session.start_batch}.get(kind)
         self._apply((handler(value) if handler else []) + self.session.tick())
+        self._call(self.observers, self.session)
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -266,11 +314,40 @@ def main(argv: Optional[list[str]] = None) -> int:
         status_reader_factory=lambda: StatusReader(args.broker_text, args.zone),
         stdin=sys.stdin,
     )
+    hub = start_web(args, app, ZoneClient) if args.web_port else None
     signal.signal(signal.SIGTERM, lambda *_: app.request_quit())
     try:
         return app.run(services)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if hub is not None:
+            hub.stop()
+
+
+def start_web(args: argparse.Namespace, home: DriverApp, zone_client_cls) -> object:
+    """Serve the driver web app (EV_Driver.web) on a thread beside the console; returns its hub."""
+    from common.config import var_dir
+    from EV_Driver.web import create_app, socketio
+    from EV_Driver.web.hub import DriverHub, TicketStore, secret_key
+
+    web_args = argparse.Namespace(**{**vars(args), "exit_when_done": False})
+
+    def make_app(driver_id: str) -> DriverApp:
+        session = DriverSession(driver_id, SystemClock(), reply_timeout_s=args.reply_timeout_s, wait_s=args.wait_s)
+        return DriverApp(web_args, session, None, status_reader_factory=None,
+                         zone_client_factory=lambda **cb: zone_client_cls(args.broker_text, args.zone, driver_id,
+                                                                          "driver", **cb))
+
+    folder = var_dir() / "driver-web"
+    hub = DriverHub(home, make_app, TicketStore(folder))
+    flask_app = create_app(hub, {"SECRET_KEY": secret_key(folder / "secret_key")})
+    url = f"http://{'127.0.0.1' if args.web_host in ('0.0.0.0', '::') else args.web_host}:{args.web_port}/"
+    threading.Thread(target=socketio.run, args=(flask_app,), name="web", daemon=True,
+                     kwargs={"host": args.web_host, "port": args.web_port, "allow_unsafe_werkzeug": True,
+                             "use_reloader": False, "log_output": False}).start()
+    home._apply([Show(f"App web del conductor en {url}")])
+    return hub
 
 
 def _setup_logging(args: argparse.Namespace) -> None:

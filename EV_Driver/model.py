@@ -43,6 +43,7 @@ class CpView:
     price_eur_kwh: str = ""
     power_kw: str = ""
     supply: Optional[LiveSupply] = None
+    temperature: str = ""  # °C, when the weather office reports one for the CP's city
 
     @classmethod
     def from_entry(cls, entry: Any) -> Optional["CpView"]:
@@ -57,7 +58,8 @@ class CpView:
                                    if raw_supply.get(k) is not None})
         return cls(cp_id=text["cp_id"], state=text.get("state", "?"), caption=text.get("caption", ""),
                    city=text.get("city", ""), address=text.get("address", ""),
-                   price_eur_kwh=text.get("price_eur_kwh", ""), power_kw=text.get("power_kw", ""), supply=supply)
+                   price_eur_kwh=text.get("price_eur_kwh", ""), power_kw=text.get("power_kw", ""), supply=supply,
+                   temperature=text.get("temperature", ""))
 
 
 class Outcome(str, Enum):

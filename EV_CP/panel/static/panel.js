@@ -1,0 +1,87 @@
+// Engine panel: renders the view pushed by the Engine ("state" over Socket.IO); buttons POST commands.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const esc = (v) => String(v == null ? "" : v).replace(/[&<>"']/g,
+    (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+  const last = {};
+  let elapsedBase = null;
+  const changed = (key, value) => { const t = JSON.stringify(value); if (last[key] === t) return false; last[key] = t; return true; };
+  const fmtDuration = (s) => { s = Math.max(0, Math.floor(s)); return Math.floor(s / 3600) + ":" + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0"); };
+  const led = (id, on, text) => { $(id.replace("-led", "") + "-led").className = "led " + (on === true ? "on" : on === false ? "off" : "unknown"); };
+
+  function renderState(v) {
+    const box = $("state");
+    box.className = "state-box state-" + v.state;
+    box.dataset.state = v.state;
+    box.textContent = v.state_text + (v.forced_ko ? " · KO forzado" : "");
+    $("cp-id").textContent = v.cp_id || "—";
+    $("cp-info").textContent = v.cp_id ? [v.address, v.price_eur_kwh + " €/kWh", v.power_kw + " kW", "zona " + v.zone].filter(Boolean).join(" · ")
+      : "Esperando a que el Monitor identifique el punto de carga…";
+    $("monitor-link").textContent = v.monitor_up ? "conectado" : "sin monitor"; led("monitor-led", v.monitor_up);
+    $("central-link").textContent = v.central_up === true ? "conectada" : v.central_up === false ? "sin conexión" : "desconocida"; led("central-led", v.central_up);
+    $("kafka-link").textContent = v.kafka_up ? "listo" : "sin canal"; led("kafka-led", v.kafka_up);
+    $("engine-status").textContent = v.engine; led("engine-led", v.engine === "OK");
+    const banner = v.monitor_up && v.central_up === false ? "Imposible conectar con la CENTRAL" : (!v.monitor_up && v.cp_id ? "Sin monitor" : "");
+    $("banner").textContent = banner; $("banner").hidden = !banner; $("banner").dataset.visible = banner ? "true" : "false";
+    for (const [name, enabled] of Object.entries(v.actions)) { const b = $("btn-" + name); if (b) b.disabled = !enabled; }
+    $("refusal").textContent = v.request_pending ? "Solicitud enviada; esperando la respuesta de la CENTRAL…" : (v.refusal ? "No se pueden iniciar suministros: " + v.refusal : "");
+  }
+
+  function renderSupply(v) {
+    const s = v.supply, el = $("supply");
+    elapsedBase = s && s.elapsed_s != null ? [s.elapsed_s, performance.now()] : null;
+    if (!changed("supply", s)) return;
+    if (!s) { el.dataset.phase = "NONE"; el.dataset.supplyId = ""; el.innerHTML = '<p class="muted">Sin suministro.</p>'; return; }
+    el.dataset.phase = s.phase; el.dataset.supplyId = s.supply_id;
+    const who = s.anonymous ? "anónimo" : s.driver_id;
+    const pill = s.phase === "CHARGING" ? '<span class="pill live">Cargando</span>' : '<span class="pill wait">Autorizado · pulsa Enchufar</span>';
+    el.innerHTML = '<div class="supply-head"><span class="big">' + esc(who) + "</span>" + pill + "</div>" +
+      '<div class="meters">' +
+      '<div class="meter"><div class="label">Energía</div><div class="value" id="supply-kwh">' + esc(s.energy_kwh) + " <small>kWh</small></div></div>" +
+      '<div class="meter"><div class="label">Importe</div><div class="value" id="supply-eur">' + esc(s.amount_eur) + " <small>€</small></div></div>" +
+      '<div class="meter"><div class="label">Tiempo</div><div class="value" id="supply-elapsed">' + (s.elapsed_s != null ? fmtDuration(s.elapsed_s) : "—") + "</div></div>" +
+      '<div class="meter"><div class="label">Tarifa</div><div class="value">' + esc(s.price_eur_kwh) + " <small>€/kWh</small></div></div></div>" +
+      '<p class="muted small">Suministro ' + esc(s.supply_id) + (s.power_kw ? " · " + esc(s.power_kw) + " kW" : "") + "</p>";
+  }
+
+  function renderLast(v) {
+    const f = v.last_finished, t = v.last_ticket, el = $("last");
+    if (!changed("last", [f, t])) return;
+    if (!f && !t) { el.innerHTML = '<p class="muted">Aún no ha terminado ningún suministro.</p>'; return; }
+    const ticket = t && (!f || t.supply_id === f.supply_id) ? t : null;
+    const src = ticket || f;
+    el.dataset.supplyId = src.supply_id;
+    el.dataset.ticketId = ticket ? ticket.ticket_id : "";
+    const rows = [["Suministro", src.supply_id], ["Conductor", ticket ? ticket.driver_id : "—"], ["Inicio", (src.started_at || "—").replace("T", " ").slice(0, 19)],
+      ["Fin", (src.ended_at || "").replace("T", " ").slice(0, 19)], ["Energía", src.energy_kwh + " kWh"], ["Finalizado por", src.reason_text]];
+    if (ticket) rows.splice(4, 0, ["Precio", ticket.price_eur_kwh + " €/kWh"]);
+    el.innerHTML = '<div class="ticket-total"><span>' + (ticket ? "TICKET" : "Registro final") + '</span><strong id="last-total">' + esc(src.amount_eur) + " €</strong></div>" +
+      '<dl class="ticket-rows">' + rows.map((r) => "<dt>" + esc(r[0]) + "</dt><dd>" + esc(r[1]) + "</dd>").join("") + "</dl>" +
+      (v.finals_pending ? '<p class="hint">' + v.finals_pending + " registro(s) final(es) esperando confirmación de la CENTRAL.</p>" : "");
+  }
+
+  function renderMessages(v) {
+    if (!changed("messages", v.messages)) return;
+    $("messages").innerHTML = v.messages.slice().reverse().map((m) =>
+      '<li class="msg"><span class="time">' + esc(m.time) + "</span><span>" + esc(m.text) + "</span></li>").join("");
+  }
+
+  function render(v) { if (!v) return; renderState(v); renderSupply(v); renderLast(v); renderMessages(v); }
+
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-command]");
+    if (!button) return;
+    button.disabled = true;
+    const response = await fetch("/api/command/" + button.dataset.command, {method: "POST"});
+    if (!response.ok) { try { alert((await response.json()).message); } catch (e) { /* ignore */ } }
+  });
+  setInterval(() => { const el = $("supply-elapsed"); if (el && elapsedBase) el.textContent = fmtDuration(elapsedBase[0] + (performance.now() - elapsedBase[1]) / 1000); }, 1000);
+
+  render(JSON.parse($("initial-view").textContent));
+  const socket = io({transports: ["websocket", "polling"]});
+  socket.on("state", render);
+  socket.on("connect", () => { $("link-dot").className = "dot up"; });
+  socket.on("disconnect", () => { $("link-dot").className = "dot down"; });
+  socket.on("connect_error", () => { $("link-dot").className = "dot down"; });
+})();
