@@ -159,11 +159,28 @@ def test_operator_stop_is_seen_in_a_second_page_and_the_driver_gets_a_ticket(sta
     stack.assert_every_supply_ticketed([cp_id])
 
 
+def post_observation(stack, key: str, city: str, temperature: float) -> None:
+    """What EV_W sends: one temperature for a city (with the weather office's API key)."""
+    body = json.dumps({"observations": [{"city": city, "country": "ES", "temperature": temperature}]}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{stack.api_port}/api/weather/observations", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "X-API-Key": key})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
+
+
 def test_engine_ko_turns_the_tile_red_and_recover_turns_it_back(stack, new_page):
+    key = uid("key-")
+    stack.env["EVC_WEATHER_API_KEY"] = key
     stack.start_central()
-    cp_id = uid("FK")
-    engine, _ = stack.start_cp(cp_id)
+    cp_id, city = uid("FK"), uid("Teruel-")
+    stack.register_cp(cp_id, city=city)
+    engine, _ = stack.start_cp(cp_id, register=False)
     page = open_front(new_page, start_front(stack), [cp_id])
+
+    post_observation(stack, key, city, 3.5)
+    expect(tile(page, cp_id).locator('[data-field="temperature"]')).to_have_text("3.5 °C", timeout=4000)
+    expect(page.locator(f'#weather-cities tr[data-city="{city}"]')).to_contain_text("3.5", timeout=4000)
+
     wall, mono = time.time(), time.monotonic()
     engine.send("k")
     timed_state(page, cp_id, "AVERIADO", 2, wall, mono, "KO on the Engine console -> red tile")
@@ -172,6 +189,29 @@ def test_engine_ko_turns_the_tile_red_and_recover_turns_it_back(stack, new_page)
     wall, mono = time.time(), time.monotonic()
     engine.send("o")
     timed_state(page, cp_id, "ACTIVADO", 2, wall, mono, "recover on the Engine console -> green tile")
+
+
+def test_weather_thresholds_are_changed_through_the_front(stack, new_page):
+    stack.start_central()
+    status, before = stack.api("/api/weather/thresholds")
+    assert status == 200, before
+    page = open_front(new_page, start_front(stack), [])
+    notice = page.locator("#notice")
+    try:
+        page.locator("#min_c").fill("-5")
+        page.locator("#max_c").fill("40")
+        page.locator('#thresholds-form button[type="submit"]').click()
+        expect(notice).to_have_attribute("data-kind", "ok", timeout=3000)
+        expect(notice).to_contain_text("mínima -5 °C, máxima 40 °C")
+        expect(page.locator("#weather-status")).to_have_text("Alerta fuera de -5 … 40 °C", timeout=4000)
+        assert stack.api("/api/weather/thresholds")[1] == {"min_c": -5, "max_c": 40}
+        page.locator("#min_c").fill("5")
+        page.locator("#max_c").fill("1")
+        page.locator('#thresholds-form button[type="submit"]').click()
+        expect(notice).to_contain_text("La mínima debe ser menor que la máxima", timeout=3000)
+        expect(notice).to_have_attribute("data-kind", "error")
+    finally:
+        stack.api("/api/weather/thresholds", "PUT", before)
 
 
 def test_central_down_shows_the_banner_and_recovers_without_a_reload(stack, new_page):
@@ -234,8 +274,3 @@ def test_add_and_remove_a_cp_and_see_api_errors_on_the_page(stack, new_page):
     new_tile.locator('[data-action="remove"]').click()
     expect(new_tile).to_have_count(0, timeout=2000)
     assert stack.api(f"/api/charging_points/{cp_id}")[0] == 404
-
-    page.locator("#min_c").fill("5")
-    page.locator("#max_c").fill("1")
-    page.locator('#thresholds-form button[type="submit"]').click()
-    expect(notice).to_contain_text("La mínima debe ser menor que la máxima", timeout=3000)

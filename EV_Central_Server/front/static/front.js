@@ -22,6 +22,13 @@
     return {date: d.toLocaleDateString("es-ES"), time: d.toLocaleTimeString("es-ES")};
   }
 
+  function price(value) {
+    const text = String(value ?? "—");
+    const decimals = (text.split(".")[1] || "").length;
+    const n = Number(value);
+    return Number.isFinite(n) ? n.toFixed(Math.max(2, decimals)) : text;
+  }
+
   function fixed(value, places) {
     const n = Number(value);
     return Number.isFinite(n) ? n.toFixed(places) : String(value ?? "—");
@@ -67,7 +74,7 @@
     tile.dataset.colour = cp.colour || "";
     setText(tile, "city", cp.city || "");
     setText(tile, "address", cp.address || "");
-    setText(tile, "price", `${cp.price_eur_kwh} €/kWh · ${cp.power_kw} kW`);
+    setText(tile, "price", `${price(cp.price_eur_kwh)} €/kWh · ${cp.power_kw} kW`);
     setText(tile, "caption", cp.caption || STATE_TEXT[state] || state);
     const hasTemp = cp.temperature !== undefined && cp.temperature !== null;
     setText(tile, "temperature", hasTemp ? `${fixed(cp.temperature, 1)} °C` : "");
@@ -134,23 +141,33 @@
     const status = $("#weather-status");
     const form = $("#thresholds-form");
     $("#weather").dataset.available = w.available ? "true" : "false";
+    const cities = w.available ? (w.cities || []) : [];
+    const alerts = w.available ? (w.alerts || []).slice(0, 5) : [];
     if (!w.available) {
       status.textContent = w.message || "Sin datos del clima.";
-      $("#weather-cities tbody").replaceChildren();
-      return;
+    } else {
+      const th = w.thresholds || {};
+      status.textContent = th.max_c === null || th.max_c === undefined
+        ? `Alerta por debajo de ${th.min_c} °C`
+        : `Alerta fuera de ${th.min_c} … ${th.max_c} °C`;
+      if (!form.contains(document.activeElement)) {
+        $("#min_c").value = th.min_c ?? "";
+        $("#max_c").value = th.max_c ?? "";
+      }
     }
-    const th = w.thresholds || {};
-    status.textContent = `Alerta fuera de ${th.min_c ?? "—"} °C … ${th.max_c ?? "sin máximo"}`;
-    if (!form.contains(document.activeElement)) {
-      $("#min_c").value = th.min_c ?? "";
-      $("#max_c").value = th.max_c ?? "";
-    }
-    $("#weather-cities tbody").replaceChildren(...(w.cities || []).map((c) => {
+    $("#weather-cities tbody").replaceChildren(...cities.map((c) => {
       const tr = el("tr", {"data-city": c.city, "class": c.alert ? "alert" : ""});
       tr.append(el("td", {}, `${c.city}${c.country ? " (" + c.country + ")" : ""}`),
                 el("td", {"class": "num"}, c.temperature === null || c.temperature === undefined ? "—" : fixed(c.temperature, 1)),
                 el("td", {}, c.alert ? "ALERTA" : "OK"));
       return tr;
+    }));
+    $("#weather-cities").hidden = cities.length === 0;
+    $("#no-weather").hidden = cities.length > 0 || !w.available;
+    $("#weather-alerts").replaceChildren(...alerts.map((a) => {
+      const t = when(a.created_at);
+      return el("li", {"class": a.kind === "ALERT" ? "alert" : "clear"},
+                `${t.date} ${t.time} · ${a.kind} ${a.city} ${a.temperature === null ? "" : fixed(a.temperature, 1) + " °C"}`);
     }));
   }
 
