@@ -596,10 +596,10 @@ class CentralService:
         if changed:
             self._changed()
 
-    def reason_targets(self, place: tuple[str, str], reason: str, on: bool) -> list[str]:
-        """CPs at a place (place_key) whose reason (set, or pending after a supply) would change by set_reason."""
+    def reason_targets(self, places: set[tuple[str, str]], reason: str, on: bool) -> list[str]:
+        """CPs at these places (place_key) whose reason (set, or pending after a supply) set_reason would change."""
         with self._lock:
-            return sorted(cp.cp_id for cp in self.cps.values() if place_key(cp.city, cp.country) == place
+            return sorted(cp.cp_id for cp in self.cps.values() if place_key(cp.city, cp.country) in places
                           and (reason in cp.out_of_service or reason in cp.pending_reasons) != on)
 
     # ------------------------------------------------------------ views

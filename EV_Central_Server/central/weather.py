@@ -7,9 +7,10 @@ triggered) and tells CENTRAL with ALERT / CLEAR; CENTRAL decides *what that mean
   ``CentralService.set_reason(..., after_supply=True)``: an idle CP goes PARADO at once, a supplying
   CP finishes its supply first (the reason is pending until the ticket).
 * CLEAR removes only WEATHER (an operator stop or revoked keys stay).
-* CENTRAL remembers which places are under alert (the newest weather_alerts row per place), so a CP
-  registered in a frozen city later, or a repeated ALERT after a lost answer, is handled without a
-  second ALERT row: only transitions are stored.
+* CENTRAL remembers which places are under alert (the newest weather_alerts row per place), so a
+  repeated ALERT after a lost answer stores no second row (only transitions are stored), and every
+  batch of observations reconciles the CPs: a CP registered in (or moved to) a place under alert gets
+  WEATHER, a CP in an observed place that is not under alert loses it.
 * Observations update the temperature shown in every CP view; weather_history keeps a row per place
   when the value changes or at least every HISTORY_EVERY_S seconds (not one per 4 s poll).
 
@@ -39,6 +40,7 @@ HISTORY_EVERY_S = 60.0
 MAX_OBSERVATIONS = 1000
 MAX_TEXT = 500
 COMPONENT = "EV_Central"
+ACTOR_RECONCILE = "weather-reconcile"
 
 
 # ---------------------------------------------------------------- validation (pure)
@@ -185,11 +187,12 @@ class WeatherDesk:
                 if last is None or last[1] != obs["temperature"] or t - last[0] >= HISTORY_EVERY_S:
                     self._stored_at[key] = (t, obs["temperature"])
                     to_store.append({**obs, "observed_at": now})
-            alerted = list(self.alerted)
+            alerted = set(self.alerted)
         self.repo.add_weather_observations(to_store)
-        self.service.set_temperatures({place_key(o["city"], o["country"]): float(o["temperature"]) for o in observations})
-        for key in alerted:  # CPs registered in a frozen place after its ALERT
-            self._apply(key, True, "weather")
+        observed = {place_key(o["city"], o["country"]): float(o["temperature"]) for o in observations}
+        self.service.set_temperatures(observed)
+        self._apply(alerted, True, ACTOR_RECONCILE)
+        self._apply(set(observed) - alerted, False, ACTOR_RECONCILE)
         return len(to_store)
 
     # ---- alerts ----
@@ -206,11 +209,11 @@ class WeatherDesk:
             self.repo.add_weather_alert(city, country, kind, temperature)
             self._audit("INCIDENT" if on else "STATUS", f"weather_{kind.lower()}", actor, True,
                         f"{city},{country}: {temperature} °C")
-        return self._apply(key, on, actor)
+        return self._apply({key}, on, actor)
 
-    def _apply(self, key: tuple[str, str], on: bool, actor: str) -> list[str]:
+    def _apply(self, places: set[tuple[str, str]], on: bool, actor: str) -> list[str]:
         changed = []
-        for cp_id in self.service.reason_targets(key, WEATHER, on):
+        for cp_id in self.service.reason_targets(places, WEATHER, on) if places else ():
             try:
                 self.service.set_reason(cp_id, WEATHER, on, actor, after_supply=True)
                 changed.append(cp_id)

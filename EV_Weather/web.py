@@ -1,0 +1,124 @@
+"""The weather office's small page and API: see the watched cities, add or remove one at run time.
+
+GET /                      the page (refreshes every 4 s; forms to add / remove)
+GET /api/locations         watched places with their last reading
+POST /api/locations        {"city", "country"?} → 201 (or 200 when already watched)
+DELETE /api/locations/<city>?country=CC → 200, 404 when not watched
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template_string, request, url_for
+
+from EV_Weather.office import Location, WeatherOffice
+
+bp = Blueprint("weather_office", __name__)
+
+PAGE = """<!doctype html>
+<html lang="es"><head><meta charset="utf-8"><meta http-equiv="refresh" content="4">
+<title>EV_W · Oficina del clima</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;
+border-bottom:1px solid #ddd;text-align:left}.alert{color:#c60;font-weight:bold}.err{color:#b00}</style></head>
+<body><h1>Oficina del clima (EV_W)</h1>
+<p>Proveedor: <b>{{ provider }}</b> · umbrales {{ thresholds }} · ronda {{ rounds }}</p>
+{% if notice %}<p><i>{{ notice }}</i></p>{% endif %}
+<table><tr><th>Ciudad</th><th>País</th><th>Origen</th><th>Temperatura</th><th>Leída</th><th>Estado</th><th></th></tr>
+{% for r in rows %}<tr><td>{{ r.city }}</td><td>{{ r.country }}</td><td>{{ r.source }}</td>
+<td>{{ '%.1f °C' % r.temperature if r.temperature is not none else '—' }}</td><td>{{ r.when }}</td>
+<td>{% if r.alert %}<span class="alert">ALERTA</span>{% elif r.error %}<span class="err">{{ r.error }}</span>{% else %}ok{% endif %}</td>
+<td><form method="post" action="{{ url_for('weather_office.remove_form') }}"><input type="hidden" name="place"
+ value="{{ r.city }},{{ r.country }}"><button>Quitar</button></form></td></tr>{% endfor %}
+</table>
+<form method="post" action="{{ url_for('weather_office.add_form') }}"><p>Añadir ciudad:
+<input name="place" placeholder="Ciudad,ES" required maxlength="104"> <button>Añadir</button></p></form>
+</body></html>"""
+
+
+def _office() -> WeatherOffice:
+    return current_app.config["OFFICE"]
+
+
+def _error(code: str, message: str, status: int):
+    return jsonify({"error": code, "message": message}), status
+
+
+def _rows() -> list[dict]:
+    rows = _office().status()
+    for r in rows:
+        r["when"] = datetime.fromtimestamp(r["observed_at"]).strftime("%H:%M:%S") if r["observed_at"] else "—"
+    return rows
+
+
+@bp.get("/")
+def page():
+    """The operator's page."""
+    office = _office()
+    return render_template_string(PAGE, rows=_rows(), provider=office.provider.name, rounds=office.rounds,
+                                  thresholds=office.thresholds.text(), notice=request.args.get("notice"))
+
+
+@bp.post("/add")
+def add_form():
+    """Form: watch a city."""
+    return _form(lambda text: _office().add_city(text))
+
+
+@bp.post("/remove")
+def remove_form():
+    """Form: stop watching a city."""
+    return _form(lambda text: _office().remove_city(text))
+
+
+def _form(action) -> object:
+    try:
+        notice = action(request.form.get("place", ""))
+    except ValueError as exc:
+        notice = f"No válido: {exc}"
+    return redirect(url_for("weather_office.page", notice=notice))
+
+
+@bp.get("/api/locations")
+def list_locations():
+    """Watched places with their last reading."""
+    return jsonify(_office().status())
+
+
+def _location(body) -> tuple[Optional[Location], Optional[str]]:
+    if not isinstance(body, dict) or not isinstance(body.get("city"), str):
+        return None, 'body must be {"city": text, "country": "CC"}'
+    try:
+        return Location.parse(f"{body['city']},{body.get('country') or 'ES'}"), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+@bp.post("/api/locations")
+def add_location():
+    """Watch a place: 201 when new, 200 when it was already watched."""
+    location, problem = _location(request.get_json(silent=True))
+    if problem:
+        return _error("BAD_LOCATION", problem, 400)
+    added = _office().book.add(location)
+    return jsonify({"city": location.city, "country": location.country, "added": added}), 201 if added else 200
+
+
+@bp.delete("/api/locations/<city>")
+def remove_location(city: str):
+    """Stop watching a place (?country=CC, default ES)."""
+    location, problem = _location({"city": city, "country": request.args.get("country")})
+    if problem:
+        return _error("BAD_LOCATION", problem, 400)
+    if not _office().book.remove(location):
+        return _error("NOT_WATCHED", f"{location.label} is not watched", 404)
+    return jsonify({"city": location.city, "country": location.country, "removed": True})
+
+
+def create_app(office: WeatherOffice, overrides: Optional[dict] = None) -> Flask:
+    """The weather office's web app factory."""
+    app = Flask(__name__)
+    app.config.update(OFFICE=office)
+    app.config.update(overrides or {})
+    app.register_blueprint(bp)
+    return app
