@@ -147,6 +147,7 @@ class EngineCore:
         self._request: Optional[tuple[str, float]] = None  # (request_id, sent at)
         self._tickets_seen: dict[str, None] = {}
         self.last_finished: Optional[m.SupplyFinished] = None  # for the owner panel
+        self.last_finished_driver = ""
         self.last_ticket: Optional[m.TicketIssued] = None      # anonymous supplies: CENTRAL's ticket
 
     # ------------------------------------------------------------ queries
@@ -453,7 +454,7 @@ class EngineCore:
         final = m.SupplyFinished(s.supply_id, self.info.cp_id, s.started_at, iso(now),
                                  str(s.energy_kwh), str(s.amount_eur), reason)
         self.finals[s.supply_id] = final
-        self.last_finished = final
+        self.last_finished, self.last_finished_driver = final, s.driver_id
         self._published.add(s.supply_id)
         return [Publish(final),
                 Say(f"Supply {s.supply_id} finished: {m.END_REASONS.get(reason, reason)}; "

@@ -10,11 +10,25 @@ for a console key.
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import Iterable, Optional
 
 from common import domain as d
 from common import messages as m
 from EV_CP.engine_core import EngineCore, Supply
+
+ANON_PREFIX = "ANON-"
+
+
+def price_text(value: object) -> str:
+    """A €/kWh price with at least 2 decimals ('0.4' -> '0.40')."""
+    try:
+        price = Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+    if not price.is_finite():
+        return str(value)
+    return str(price.quantize(Decimal("0.01")) if price.as_tuple().exponent > -2 else price)
 
 STATE_TEXT = {
     "DESCONECTADO": "Desconectado", "ACTIVADO": "Activado", "SUMINISTRANDO": "Suministrando",
@@ -34,7 +48,7 @@ def supply_view(s: Optional[Supply], power_kw: str, now: float) -> Optional[dict
         return None
     charging = s.phase is d.Phase.CHARGING
     return {"supply_id": s.supply_id, "driver_id": s.driver_id, "phase": s.phase.value,
-            "anonymous": s.driver_id.startswith("ANON-"), "price_eur_kwh": s.price_eur_kwh,
+            "anonymous": s.driver_id.startswith(ANON_PREFIX), "price_eur_kwh": price_text(s.price_eur_kwh),
             "power_kw": power_kw if charging else "", "started_at": s.started_at, "expires_at": s.expires_at,
             "elapsed_s": int(now - s.plugged_at) if charging and s.plugged_at else None,
             "energy_kwh": str(s.energy_kwh), "amount_eur": str(s.amount_eur), "seq": s.seq}
@@ -66,7 +80,7 @@ def panel_view(core: EngineCore, now: float, messages: Iterable[dict] = ()) -> d
     return {
         "cp_id": info.cp_id if info else None,
         "zone": info.zone if info else "", "address": info.address if info else "",
-        "price_eur_kwh": info.price_eur_kwh if info else "", "power_kw": info.power_kw if info else "",
+        "price_eur_kwh": price_text(info.price_eur_kwh) if info else "", "power_kw": info.power_kw if info else "",
         "state": state.value, "state_text": STATE_TEXT[state.value],
         "engine": core.engine_status, "forced_ko": core.forced_ko,
         "monitor_up": core.monitor_up,
@@ -75,7 +89,7 @@ def panel_view(core: EngineCore, now: float, messages: Iterable[dict] = ()) -> d
         "refusal": core.refusal(),
         "request_pending": core.request_pending,
         "supply": supply_view(core.supply, info.power_kw if info else "", now),
-        "last_finished": _plain(core.last_finished),
+        "last_finished": _plain(core.last_finished, driver_id=core.last_finished_driver),
         "last_ticket": _plain(core.last_ticket),
         "finals_pending": len(core.finals),
         "actions": actions(core),

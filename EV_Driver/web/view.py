@@ -71,6 +71,16 @@ def newer_ticket(a: Optional[m.TicketIssued], b: Optional[m.TicketIssued]) -> Op
     return b if (b.ended_at or "") > (a.ended_at or "") else a
 
 
+def history_row(row: dict) -> dict:
+    """One supply of the history (CENTRAL's row) with local times and readable figures."""
+    started = row.get("started_at") or row.get("authorized_at")
+    return {"supply_id": str(row.get("supply_id", "")), "cp_id": str(row.get("cp_id", "")),
+            "phase": str(row.get("phase", "")), "end_reason": str(row.get("end_reason") or ""),
+            "started_local": screens.fmt_time(started) if started else "-",
+            "energy_kwh": str(decimal_or_zero(row.get("energy_kwh"))),
+            "amount_eur": str(decimal_or_zero(row.get("amount_eur"), domain.money))}
+
+
 def supply_view(session: DriverSession, now: datetime) -> Optional[dict]:
     """The driver's own open supply (authorized or charging), with live figures."""
     s = session.supply
@@ -117,7 +127,7 @@ def driver_view(session: DriverSession, now: datetime, monotonic_now: float, las
         "request": {"cp_id": req.cp_id, "sent": req.sent} if req else None,
         "supply": supply_view(session, now),
         "last_ticket": ticket_dict(last_ticket) if last_ticket else None,
-        "history": history,
+        "history": [history_row(row) for row in history] if history is not None else None,
         "batch": batch_view(session, monotonic_now),
         "messages": list(messages),
     }

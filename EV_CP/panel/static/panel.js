@@ -53,7 +53,7 @@
     const src = ticket || f;
     el.dataset.supplyId = src.supply_id;
     el.dataset.ticketId = ticket ? ticket.ticket_id : "";
-    const rows = [["Suministro", src.supply_id], ["Conductor", ticket ? ticket.driver_id : "—"], ["Inicio", (src.started_at || "—").replace("T", " ").slice(0, 19)],
+    const rows = [["Suministro", src.supply_id], ["Conductor", ticket ? ticket.driver_id : (src.driver_id || "—")], ["Inicio", (src.started_at || "—").replace("T", " ").slice(0, 19)],
       ["Fin", (src.ended_at || "").replace("T", " ").slice(0, 19)], ["Energía", src.energy_kwh + " kWh"], ["Finalizado por", src.reason_text]];
     if (ticket) rows.splice(4, 0, ["Precio", ticket.price_eur_kwh + " €/kWh"]);
     el.innerHTML = '<div class="ticket-total"><span>' + (ticket ? "TICKET" : "Registro final") + '</span><strong id="last-total">' + esc(src.amount_eur) + " €</strong></div>" +

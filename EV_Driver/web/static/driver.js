@@ -113,7 +113,7 @@
     if (h == null) { el.innerHTML = '<p class="muted">Cargando el historial…</p>'; return; }
     if (!h.length) { el.innerHTML = '<p class="muted">Aún no has hecho ningún suministro.</p>'; return; }
     el.innerHTML = '<table class="table"><thead><tr><th>Inicio</th><th>Punto</th><th>Estado</th><th>kWh</th><th>€</th><th>Fin</th></tr></thead><tbody>' +
-      h.map((r) => '<tr data-supply-id="' + esc(r.supply_id) + '"><td>' + esc((r.started_at || r.authorized_at || "").replace("T", " ").slice(0, 19)) +
+      h.map((r) => '<tr data-supply-id="' + esc(r.supply_id) + '"><td>' + esc(r.started_local) +
         "</td><td>" + esc(r.cp_id) + "</td><td>" + esc(r.phase) + "</td><td>" + esc(r.energy_kwh) + "</td><td>" + esc(r.amount_eur) +
         "</td><td>" + esc(r.end_reason || "") + "</td></tr>").join("") + "</tbody></table>";
   }
@@ -133,11 +133,17 @@
         (r.outcome !== "denied" ? ' <span class="muted">' + esc(r.energy_kwh) + " kWh · " + esc(r.amount_eur) + " €</span>" : "") + "</li>").join("") + "</ol>";
   }
 
+  function blockTitle(text) {
+    const line = text.split("\n").map((l) => l.trim()).find((l) => l && !/^[=\-]+$/.test(l));
+    return line || "…";
+  }
+
   function renderMessages(view) {
     if (!changed("messages", view.messages)) return;
     $("messages").innerHTML = view.messages.slice().reverse().map((msg) =>
       '<li class="msg ' + esc(msg.level) + '"><span class="time">' + esc(msg.time) + "</span>" +
-      (msg.level === "block" ? "<pre>" + esc(msg.text) + "</pre>" : "<span>" + esc(msg.text) + "</span>") + "</li>").join("");
+      (msg.level === "block" ? "<details><summary>" + esc(blockTitle(msg.text)) + "</summary><pre>" + esc(msg.text) + "</pre></details>"
+        : "<span>" + esc(msg.text) + "</span>") + "</li>").join("");
   }
 
   function render(view) {
