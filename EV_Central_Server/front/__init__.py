@@ -48,7 +48,7 @@ def create_app(overrides: Optional[dict] = None) -> Flask:
     session_kwargs = {"session_factory": app.config["API_SESSION_FACTORY"]} if app.config["API_SESSION_FACTORY"] else {}
     url = app.config["CENTRAL_API_URL"]
     feed = LiveFeed(CentralApi(url, **session_kwargs), lambda event, data: socketio.emit(event, data),
-                    sleep=socketio.sleep, poll_timeout_s=float(app.config["POLL_TIMEOUT_S"]),
+                    poll_timeout_s=float(app.config["POLL_TIMEOUT_S"]),
                     refresh_s=float(app.config["REFRESH_S"]), retry_s=float(app.config["RETRY_S"]))
     app.extensions[EXTENSION] = {
         "feed": feed,

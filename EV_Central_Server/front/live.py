@@ -2,10 +2,10 @@
 
 Theory of operation. API_Central's ``GET /api/changes?since=V&timeout=S`` answers as soon as the
 network's version differs from V (within milliseconds of a change) or after S seconds, with the whole
-snapshot. The task keeps one such long poll in flight (in a helper thread, so it can wait on it) and,
-while it waits, refreshes the things that have no version (messages, drivers, weather) every
-``refresh_s``. Each answer is emitted to every client as ``snapshot``; the others are emitted only
-when they differ from what was last sent.
+snapshot. The task keeps one such long poll in flight in a daemon helper thread (a blocked request
+never delays the rest and never holds up the process's exit) and itself refreshes the things that
+have no version (messages, drivers, weather) every ``refresh_s``. Each long-poll answer is emitted to
+every client as ``snapshot``; the others are emitted only when they differ from what was last sent.
 
 If API_Central cannot be reached the task emits ``central`` ``{"up": false}`` (pages show the banner
 "Imposible conectar con la CENTRAL" and grey the last data), forgets the version (a restarted CENTRAL
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent import futures
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
@@ -35,10 +34,9 @@ def _now_iso() -> str:
 class LiveFeed:
     """Latest view of the network as the Front shows it, kept fresh and pushed to the pages."""
 
-    def __init__(self, api: CentralApi, emit: Callable[[str, Any], None], *, sleep: Callable[[float], None] = time.sleep,
-                 poll_timeout_s: float = 10.0, refresh_s: float = 2.0, retry_s: float = 1.0,
+    def __init__(self, api: CentralApi, emit: Callable[[str, Any], None], *, poll_timeout_s: float = 10.0, refresh_s: float = 2.0, retry_s: float = 1.0,
                  min_interval_s: float = 0.1, clock: Callable[[], float] = time.monotonic):
-        self.api, self.emit, self.sleep, self.clock = api, emit, sleep, clock
+        self.api, self.emit, self.clock = api, emit, clock
         self.poll_timeout_s, self.refresh_s, self.retry_s = poll_timeout_s, refresh_s, retry_s
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
@@ -62,7 +60,7 @@ class LiveFeed:
     def poll_changes(self, timeout_s: Optional[float] = None) -> dict:
         """One long poll of /api/changes; updates and emits the snapshot (raises CentralUnavailable)."""
         wait = self.poll_timeout_s if timeout_s is None else timeout_s
-        self.sleep(max(0.0, self._last_poll + self.min_interval_s - self.clock()))  # coalesce bursts
+        self._stop.wait(max(0.0, self._last_poll + self.min_interval_s - self.clock()))  # coalesce bursts
         self._last_poll = self.clock()
         try:
             data = self.api.get("/api/changes", params={"since": self.version, "timeout": wait}, timeout_s=wait + 5)
@@ -135,33 +133,23 @@ class LiveFeed:
         return self._stop.is_set()
 
     def run(self) -> None:
-        """Keep one long poll in flight; refresh the rest every refresh_s; retry every retry_s while down."""
-        pool = futures.ThreadPoolExecutor(1, thread_name_prefix="front-longpoll")
-        pending: Optional[futures.Future] = None
-        next_refresh = self.clock()
-        try:
-            while not self._stop.is_set():
-                if pending is None:
-                    pending = pool.submit(self.poll_changes)
-                futures.wait([pending], timeout=max(0.0, next_refresh - self.clock()))
-                if pending.done():
-                    self._after_poll(pending)
-                    pending = None
-                if self.clock() >= next_refresh:
-                    self._safe_refresh()
-                    next_refresh = self.clock() + self.refresh_s
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        """The background task: start the long-poll helper, then refresh the rest every refresh_s."""
+        threading.Thread(target=self._follow_changes, name="front-longpoll", daemon=True).start()
+        while not self._stop.is_set():
+            self._safe_refresh()
+            self._stop.wait(self.refresh_s)
 
-    def _after_poll(self, done: futures.Future) -> None:
-        try:
-            done.result()
-        except CentralUnavailable as exc:
-            self.set_central(False, str(exc))
-            self.sleep(self.retry_s)
-        except Exception:  # our bug: log it and keep the pages alive
-            logger.exception("long poll failed")
-            self.sleep(self.retry_s)
+    def _follow_changes(self) -> None:
+        """One long poll after another; while API_Central is unreachable, one attempt every retry_s."""
+        while not self._stop.is_set():
+            try:
+                self.poll_changes()
+            except CentralUnavailable as exc:
+                self.set_central(False, str(exc))
+                self._stop.wait(self.retry_s)
+            except Exception:  # our bug: log it and keep the pages alive
+                logger.exception("long poll failed")
+                self._stop.wait(self.retry_s)
 
     def _safe_refresh(self) -> None:
         try:
