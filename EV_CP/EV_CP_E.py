@@ -391,14 +391,16 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def start_panel(args: argparse.Namespace, engine: Engine) -> None:
     """Serve the owner panel (EV_CP.panel) on a thread; its buttons feed the engine's queue."""
-    from EV_CP.panel import create_app, socketio
+    from EV_CP.panel import create_app, serve
     from EV_CP.panel.bridge import PanelBridge
 
     engine.panel = PanelBridge(lambda key: engine.events.put(("cmd", key)))
     app = create_app(engine.panel, {"CENTRAL_URL": args.central_url})
-    threading.Thread(target=socketio.run, args=(app,), name="panel", daemon=True,
-                     kwargs={"host": args.web_host, "port": args.web_port, "allow_unsafe_werkzeug": True,
-                             "use_reloader": False, "log_output": False}).start()
+    try:
+        serve(app, args.web_host, args.web_port)
+    except OSError as exc:
+        engine.say(f"Cannot serve the panel on {args.web_host}:{args.web_port}: {exc.strerror or exc}")
+        return
     host = "127.0.0.1" if args.web_host in ("0.0.0.0", "::") else args.web_host
     engine.say(f"Engine panel on http://{host}:{args.web_port}/")
 

@@ -328,7 +328,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 def start_web(args: argparse.Namespace, home: DriverApp, zone_client_cls) -> object:
     """Serve the driver web app (EV_Driver.web) on a thread beside the console; returns its hub."""
     from common.config import var_dir
-    from EV_Driver.web import create_app, socketio
+    from EV_Driver.web import create_app, serve
     from EV_Driver.web.hub import DriverHub, TicketStore, secret_key
 
     web_args = argparse.Namespace(**{**vars(args), "exit_when_done": False})
@@ -343,9 +343,12 @@ def start_web(args: argparse.Namespace, home: DriverApp, zone_client_cls) -> obj
     hub = DriverHub(home, make_app, TicketStore(folder))
     flask_app = create_app(hub, {"SECRET_KEY": secret_key(folder / "secret_key")})
     url = f"http://{'127.0.0.1' if args.web_host in ('0.0.0.0', '::') else args.web_host}:{args.web_port}/"
-    threading.Thread(target=socketio.run, args=(flask_app,), name="web", daemon=True,
-                     kwargs={"host": args.web_host, "port": args.web_port, "allow_unsafe_werkzeug": True,
-                             "use_reloader": False, "log_output": False}).start()
+    try:
+        serve(flask_app, args.web_host, args.web_port)
+    except OSError as exc:
+        home._apply([Show(f"No se pudo abrir la app web en {args.web_host}:{args.web_port}: {exc.strerror or exc}",
+                          "error")])
+        return hub
     home._apply([Show(f"App web del conductor en {url}")])
     return hub
 

@@ -121,6 +121,7 @@ def driver_view(session: DriverSession, now: datetime, monotonic_now: float, las
     return {
         "driver_id": session.driver_id,
         "reachable": session.reachable is not False,  # None (still starting) is not an outage yet
+        "central": {None: "starting", True: "up", False: "down"}[session.reachable],
         "banner": None if session.reachable is not False else screens.UNAVAILABLE,
         "cps": [cp_row(cp) for _, cp in sorted(session.cps.items())],
         "status_seen": session.last_status_at is not None,

@@ -138,7 +138,8 @@ def test_banner_while_central_is_down_and_back(stack, new_page):
     page = new_page()
     _register_and_login(page, url, driver_id)
     banner = page.locator("#banner")
-    expect(banner).to_be_hidden(timeout=10_000)
+    expect(page.locator("body")).to_have_attribute("data-central", "up", timeout=15_000)
+    expect(banner).to_be_hidden()
 
     killed_ms = time.time() * 1000
     stack.central.kill9()
@@ -150,6 +151,7 @@ def test_banner_while_central_is_down_and_back(stack, new_page):
 
     stack.restart(stack.central).wait_line(r"CENTRAL listo", 60)
     expect(banner).to_be_hidden(timeout=30_000)
+    expect(page.locator("body")).to_have_attribute("data-central", "up")
 
 
 def test_services_file_upload_runs_with_progress(stack, new_page, tmp_path):

@@ -7,6 +7,7 @@ CENTRAL would send next. Nothing here opens a socket, Kafka client or database.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import threading
@@ -80,7 +81,7 @@ class FakeCentral:
                                     "Sesión iniciada" if ok else "Conductor o contraseña incorrectos")]
         if isinstance(message, m.QueryHistory):
             last = self.tickets.get(sender)
-            return [m.SupplyHistory(sender, [], None if last is None else __import__("dataclasses").asdict(last))]
+            return [m.SupplyHistory(sender, [], None if last is None else dataclasses.asdict(last))]
         if isinstance(message, m.RequestSupply):
             return [m.SupplyAuthorized(message.request_id, f"S-{sender}", message.cp_id, sender, "0.4",
                                        "2999-01-01T00:00:00+00:00")]
@@ -145,9 +146,11 @@ def test_cp_row_never_shows_another_drivers_supply():
 
 def test_banner_only_once_central_is_known_unreachable():
     session = DriverSession("ALICE", SystemClock())
-    assert driver_view(session, None, 0.0, None, None, [])["banner"] is None  # still starting
+    view = driver_view(session, None, 0.0, None, None, [])
+    assert view["banner"] is None and view["central"] == "starting"
     session.reachable = False
-    assert driver_view(session, None, 0.0, None, None, [])["banner"] == "Imposible conectar con la CENTRAL"
+    view = driver_view(session, None, 0.0, None, None, [])
+    assert view["banner"] == "Imposible conectar con la CENTRAL" and view["central"] == "down"
 
 
 def test_secret_key_is_random_kept_and_private(tmp_path):

@@ -28,6 +28,7 @@
     el.textContent = text;
     el.hidden = !text;
     el.dataset.visible = text ? "true" : "false";
+    document.body.dataset.central = view.central;
   }
 
   function renderCps(view) {
