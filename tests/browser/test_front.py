@@ -102,14 +102,18 @@ def timed_state(page, cp_id: str, state: str, timeout_s: float, started_wall: fl
 
 def test_operator_stop_is_seen_in_a_second_page_and_the_driver_gets_a_ticket(stack, new_page):
     stack.start_central()
-    cp_id, other, driver_id = uid("FS"), uid("FO"), uid("FD")
-    engine, _ = stack.start_cp(cp_id)
-    stack.start_cp(other)
+    cp_id, other, offline, driver_id = uid("ALC"), uid("MAD"), uid("SEV"), uid("DRV")
+    stack.register_cp(cp_id, city="Alicante", price="0.35")
+    stack.register_cp(other, city="Madrid", price="0.42", power="50")
+    stack.register_cp(offline, city="Sevilla")  # never started: grey
+    engine, _ = stack.start_cp(cp_id, register=False)
+    stack.start_cp(other, register=False)
     url = start_front(stack)
     driver = stack.start_driver(driver_id)
     driver.wait_line(CONNECTED, 20)
     operator = open_front(new_page, url, [cp_id, other])
     watcher = open_front(new_page, url, [cp_id, other])
+    expect(tile(watcher, offline)).to_have_class(state_class("DESCONECTADO"))
     screenshot(watcher, "front-idle")
 
     mark = driver.mark()
@@ -156,6 +160,11 @@ def test_operator_stop_is_seen_in_a_second_page_and_the_driver_gets_a_ticket(sta
     operator.locator("#resume-all").click()
     for cp in (cp_id, other):
         expect(tile(watcher, cp)).to_have_class(state_class("ACTIVADO"), timeout=1000)
+
+    for action, state in (("stop", "PARADO"), ("resume", "ACTIVADO")):  # the Front's own share of the lag
+        wall, mono = time.time(), time.monotonic()
+        assert stack.api(f"/api/charging_points/{other}/{action}", "POST")[0] == 200
+        timed_state(watcher, other, state, 1, wall, mono, f"API_Central {action} call -> tile {state}")
     stack.assert_every_supply_ticketed([cp_id])
 
 
