@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 UNREACHABLE = "Imposible acceder al clima. Conexión con Openweather no disponible"
 CENTRAL_DOWN = "Imposible conectar con la CENTRAL"
 ALERT, CLEAR = "ALERT", "CLEAR"
+MESSAGE_MAX = 500  # API_Central's limit for a message text
+
+
+def places(labels: list[str], shown: int = 6) -> str:
+    """'A, B, C' or 'A, B, … y N más' (a message stays short with hundreds of cities)."""
+    if len(labels) <= shown:
+        return ", ".join(labels)
+    return f"{', '.join(labels[:shown])}, … y {len(labels) - shown} más"
 
 
 class ProviderError(Exception):
@@ -159,7 +167,7 @@ class LocationBook:
         with self._lock:
             self.removed.pop(location.key, None)
             if location.key not in self.synced:
-                self.added[location.key] = location
+                self.added.setdefault(location.key, location)
         return not was
 
     def remove(self, location: Location) -> bool:
@@ -283,7 +291,8 @@ class WeatherOffice:
     def _fetch(self, locations: list[Location]) -> RoundResult:
         result = RoundResult()
         futures = {loc: self._pool.submit(self.provider.temperature, loc) for loc in locations}
-        newly_failed, recovered = [], []
+        newly_failed: dict[str, list[str]] = {}
+        recovered = []
         for loc, future in futures.items():
             reading = self.readings.setdefault(loc.key, Reading())
             try:
@@ -291,7 +300,7 @@ class WeatherOffice:
             except ProviderError as exc:
                 result.failed[loc.label] = str(exc)
                 if reading.error is None:
-                    newly_failed.append(f"{loc.label}: {exc}")
+                    newly_failed.setdefault(str(exc), []).append(loc.label)
                 reading.error = str(exc)
                 continue
             except Exception as exc:  # our bug or an odd answer: one city, never the round
@@ -303,18 +312,21 @@ class WeatherOffice:
                 recovered.append(loc.label)
             reading.temperature, reading.at, reading.error = value, self.wall(), None
             result.temperatures[loc.label] = value
-        self._report_provider(newly_failed, recovered)
+        self._report_provider(newly_failed, recovered, len(locations))
         return result
 
-    def _report_provider(self, newly_failed: list[str], recovered: list[str]) -> None:
+    def _report_provider(self, newly_failed: dict[str, list[str]], recovered: list[str], watched: int) -> None:
+        """One line (and one Front message) per round for the cities that just failed, and for those back."""
         if newly_failed:
-            text = f"{UNREACHABLE} ({'; '.join(newly_failed)})"
+            parts = [f"{'todas las ciudades' if len(labels) == watched > 1 else places(labels)}: {why}"
+                     for why, labels in newly_failed.items()]
+            text = f"{UNREACHABLE} ({'; '.join(parts)})"
             self.say(text)
-            self._message("error", text)
+            self._message("error", text[:MESSAGE_MAX])
         if recovered:
-            text = f"Clima disponible de nuevo: {', '.join(recovered)}"
+            text = f"Clima disponible de nuevo: {places(recovered)}"
             self.say(text)
-            self._message("info", text)
+            self._message("info", text[:MESSAGE_MAX])
 
     def _post_observations(self, locations: list[Location], result: RoundResult) -> None:
         items = [{"city": loc.city, "country": loc.country, "temperature": result.temperatures[loc.label]}
