@@ -295,3 +295,16 @@ def test_weather_writes_without_the_key_are_refused_and_audited(wx, stub, repo):
     ew.wait_line(r"rechaza la clave del servicio de clima", 5)
     time.sleep(2.0)
     assert wx.cp(cp_id)["state"] == "ACTIVADO" and alert_rows(wx, city) == []
+
+
+def test_scenario_provider_freezes_a_city_offline(wx, stub, tmp_path):
+    city = uid("Escena")
+    (cp_id,) = city_cps(wx, city, 1)
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"period_s": 1000, "cities": {f"{city},ES": [[0, 5], [3, 5], [3.5, -2], [1000, -2]]}}))
+    ew = start_weather(wx, stub, 1.0, 60.0, CENTRAL_KEY, "--provider", "scenario", "--scenario", str(scenario))
+    wait_temperature(wx, cp_id, 5.0)
+    cp = wx.wait_state(cp_id, "PARADO", 10)
+    assert cp["out_of_service"] == ["WEATHER"] and cp["temperature"] == -2.0
+    ew.wait_line(rf"\] ALERTA {city},ES", 3)
+    assert stub.count(city, "ES") == 0  # offline: OpenWeather never asked
