@@ -69,6 +69,8 @@ def _plain(message: Optional[m.Message], **extra) -> Optional[dict]:
         return None
     data = dataclasses.asdict(message)
     data["reason_text"] = m.END_REASONS.get(data.get("reason", ""), data.get("reason", ""))
+    if "price_eur_kwh" in data:
+        data["price_eur_kwh"] = price_text(data["price_eur_kwh"])
     data.update(extra)
     return data
 

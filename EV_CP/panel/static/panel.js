@@ -8,6 +8,13 @@
   let elapsedBase = null;
   const changed = (key, value) => { const t = JSON.stringify(value); if (last[key] === t) return false; last[key] = t; return true; };
   const fmtDuration = (s) => { s = Math.max(0, Math.floor(s)); return Math.floor(s / 3600) + ":" + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0"); };
+  const fmtTime = (iso) => {
+    if (!iso) return "—";
+    const t = new Date(iso);
+    if (isNaN(t)) return iso;
+    const p = (n) => String(n).padStart(2, "0");
+    return t.getFullYear() + "-" + p(t.getMonth() + 1) + "-" + p(t.getDate()) + " " + p(t.getHours()) + ":" + p(t.getMinutes()) + ":" + p(t.getSeconds());
+  };
   const led = (id, on, text) => { $(id.replace("-led", "") + "-led").className = "led " + (on === true ? "on" : on === false ? "off" : "unknown"); };
 
   function renderState(v) {
@@ -53,8 +60,8 @@
     const src = ticket || f;
     el.dataset.supplyId = src.supply_id;
     el.dataset.ticketId = ticket ? ticket.ticket_id : "";
-    const rows = [["Suministro", src.supply_id], ["Conductor", ticket ? ticket.driver_id : (src.driver_id || "—")], ["Inicio", (src.started_at || "—").replace("T", " ").slice(0, 19)],
-      ["Fin", (src.ended_at || "").replace("T", " ").slice(0, 19)], ["Energía", src.energy_kwh + " kWh"], ["Finalizado por", src.reason_text]];
+    const rows = [["Suministro", src.supply_id], ["Conductor", ticket ? ticket.driver_id : (src.driver_id || "—")], ["Inicio", fmtTime(src.started_at)],
+      ["Fin", fmtTime(src.ended_at)], ["Energía", src.energy_kwh + " kWh"], ["Finalizado por", src.reason_text]];
     if (ticket) rows.splice(4, 0, ["Precio", ticket.price_eur_kwh + " €/kWh"]);
     el.innerHTML = '<div class="ticket-total"><span>' + (ticket ? "TICKET" : "Registro final") + '</span><strong id="last-total">' + esc(src.amount_eur) + " €</strong></div>" +
       '<dl class="ticket-rows">' + rows.map((r) => "<dt>" + esc(r[0]) + "</dt><dd>" + esc(r[1]) + "</dd>").join("") + "</dl>" +
