@@ -108,9 +108,9 @@ def test_central_killed_mid_supply_recovers_with_exactly_one_ticket(stack):
     assert len(rows) == 1
 
 
-def test_kafka_broker_down_for_ten_seconds_mid_supply(stack):
+def test_kafka_broker_down_for_ten_seconds_mid_supply(stack, broker):
     cp_id, engine, monitor, driver, mark = charging(stack)
-    env = dict(os.environ)
+    env = {**os.environ, "EVC_KAFKA_PORT": broker.rpartition(":")[2]}  # restart the test broker, not another
     subprocess.run([str(ROOT / "scripts/kafka.sh"), "stop"], env=env, check=True, timeout=90)
     try:
         time.sleep(10)  # the outage itself is what is being tested: ten seconds without a broker
