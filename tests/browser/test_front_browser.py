@@ -133,6 +133,7 @@ def test_operator_stop_is_seen_in_a_second_page_and_the_driver_gets_a_ticket(sta
     expect(ongoing).to_contain_text(driver_id, timeout=2000)
     expect(ongoing.locator("td").nth(0)).to_have_text(re.compile(r"\d{1,2}/\d{1,2}/\d{4}"))
     expect(ongoing.locator("td").nth(1)).to_have_text(re.compile(r"\d{1,2}:\d{2}:\d{2}"))
+    watcher.bring_to_front()
     screenshot(watcher, "front-supplying")
 
     operator.bring_to_front()  # Chromium throttles animation frames (Playwright's click checks) in background tabs
@@ -145,6 +146,8 @@ def test_operator_stop_is_seen_in_a_second_page_and_the_driver_gets_a_ticket(sta
     expect(ongoing).to_have_count(0, timeout=2000)
     driver.wait_line(r"Finalizado por : STOPPED_BY_OPERATOR", 10, mark)
     expect(tile(watcher, other)).to_have_attribute("data-state", "ACTIVADO")
+    expect(watcher.locator("#messages")).to_contain_text(f"CP {cp_id} parado (OPERATOR)", timeout=4000)
+    watcher.bring_to_front()
     screenshot(watcher, "front-stopped")
 
     operator.bring_to_front()
