@@ -24,6 +24,8 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(prog="EV_Front", description=__doc__.splitlines()[0])
     ap.add_argument("--api", default=env("EVC_FRONT_API", "http://127.0.0.1:8000"),
                     help="API_Central base URL (env EVC_FRONT_API)")
+    ap.add_argument("--api-ca", default=env("EVC_FRONT_API_CA"),
+                    help="CA certificate file when API_Central is HTTPS (env EVC_FRONT_API_CA)")
     ap.add_argument("--port", type=int, default=int(env("EVC_FRONT_PORT", "5000")), help="HTTP port (env EVC_FRONT_PORT)")
     ap.add_argument("--host", default=env("EVC_FRONT_HOST", "0.0.0.0"), help="listen address (env EVC_FRONT_HOST)")
     return ap.parse_args(argv)
@@ -36,7 +38,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("EVC_COMPONENT", "EV_Front")
     setup_logging("EV_Front")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # its "development server" banner on every start
-    app = create_app({"CENTRAL_API_URL": args.api})
+    app = create_app({"CENTRAL_API_URL": args.api, "CENTRAL_API_CA": args.api_ca})
     start_feed(app)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"Front listo en http://{shown}:{args.port}/ (API_Central {args.api})", flush=True)

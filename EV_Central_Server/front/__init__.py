@@ -22,6 +22,7 @@ EXTENSION = "evc_front"
 
 DEFAULTS = {
     "CENTRAL_API_URL": "http://127.0.0.1:8000",
+    "CENTRAL_API_CA": None,      # CA file when API_Central is HTTPS
     "POLL_TIMEOUT_S": 10.0,      # long poll of /api/changes
     "REFRESH_S": 2.0,            # messages, drivers, weather
     "RETRY_S": 1.0,              # while API_Central is unreachable
@@ -36,6 +37,8 @@ def _from_environment() -> dict:
     found = {}
     if os.environ.get("EVC_FRONT_API"):
         found["CENTRAL_API_URL"] = os.environ["EVC_FRONT_API"]
+    if os.environ.get("EVC_FRONT_API_CA"):
+        found["CENTRAL_API_CA"] = os.environ["EVC_FRONT_API_CA"]
     return found
 
 
@@ -45,7 +48,9 @@ def create_app(overrides: Optional[dict] = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config.update(_from_environment())
     app.config.update(overrides or {})
-    session_kwargs = {"session_factory": app.config["API_SESSION_FACTORY"]} if app.config["API_SESSION_FACTORY"] else {}
+    session_kwargs = {"ca_file": app.config["CENTRAL_API_CA"]}
+    if app.config["API_SESSION_FACTORY"]:
+        session_kwargs["session_factory"] = app.config["API_SESSION_FACTORY"]
     url = app.config["CENTRAL_API_URL"]
     feed = LiveFeed(CentralApi(url, **session_kwargs), lambda event, data: socketio.emit(event, data),
                     poll_timeout_s=float(app.config["POLL_TIMEOUT_S"]),

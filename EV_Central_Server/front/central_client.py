@@ -31,9 +31,10 @@ class CentralApi:
     """A small JSON client of API_Central (one requests.Session; urllib3's pool is thread-safe)."""
 
     def __init__(self, base_url: str, timeout_s: float = 5.0,
-                 session_factory: Callable[[], Any] = requests.Session):
+                 session_factory: Callable[[], Any] = requests.Session, ca_file: Optional[str] = None):
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.ca_file = ca_file  # HTTPS API_Central: verify against the project CA (never verify=False)
         self._session_factory = session_factory
         self._session = None
 
@@ -42,6 +43,8 @@ class CentralApi:
         """One request; returns the decoded JSON or raises CentralUnavailable / ApiError."""
         if self._session is None:
             self._session = self._session_factory()
+            if self.ca_file:
+                self._session.verify = self.ca_file
         read_timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
             resp = self._session.request(method, self.base_url + path, params=params, json=body,

@@ -356,3 +356,11 @@ def test_flags_and_environment(monkeypatch):
     assert EV_Front.parse_args(["--api", "http://x:1", "--port", "7"]).port == 7
     app = create_app({"LIVE_FEED": False})
     assert app.config["CENTRAL_API_URL"] == "http://central:8000"
+
+
+def test_an_https_api_central_is_verified_against_the_given_ca(central):
+    app = create_app({"CENTRAL_API_URL": "https://central.test:8000", "CENTRAL_API_CA": "/certs/ca.pem",
+                      "API_SESSION_FACTORY": central.session, "LIVE_FEED": False})
+    feed_of(app).poll_changes()
+    assert central.verify == "/certs/ca.pem"
+    assert EV_Front.parse_args(["--api-ca", "/certs/ca.pem"]).api_ca == "/certs/ca.pem"
