@@ -34,8 +34,9 @@ def _now_iso() -> str:
 class LiveFeed:
     """Latest view of the network as the Front shows it, kept fresh and pushed to the pages."""
 
-    def __init__(self, api: CentralApi, emit: Callable[[str, Any], None], *, poll_timeout_s: float = 10.0, refresh_s: float = 2.0, retry_s: float = 1.0,
-                 min_interval_s: float = 0.1, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, api: CentralApi, emit: Callable[[str, Any], None], *, poll_timeout_s: float = 10.0,
+                 refresh_s: float = 2.0, retry_s: float = 1.0, min_interval_s: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic):
         self.api, self.emit, self.clock = api, emit, clock
         self.poll_timeout_s, self.refresh_s, self.retry_s = poll_timeout_s, refresh_s, retry_s
         self.min_interval_s = min_interval_s
