@@ -3,7 +3,8 @@
 Usage:
   python EV_Central_Server/admin.py [--db host:port] load <network.json>
   python EV_Central_Server/admin.py add-cp <id> --address A --city C [--country ES] --price P --power KW [--zone Z]
-  python EV_Central_Server/admin.py add-driver <id>
+  python EV_Central_Server/admin.py add-driver <id> [--password-stdin]
+  python EV_Central_Server/admin.py set-password <id>          (reads the new password from stdin)
   python EV_Central_Server/admin.py remove-cp <id>
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import passwords  # noqa: E402
 from common.config import load_env  # noqa: E402
 from common.db import Database, dsn_from, migrate  # noqa: E402
 from common.domain import validate_cp  # noqa: E402
@@ -28,6 +30,14 @@ def checked_cp(cp: dict) -> dict:
     if problem:
         raise ValueError(f"{cp.get('cp_id', '?')}: {problem}")
     return record
+
+
+def read_password() -> str:
+    """A password from stdin (never from the command line, where `ps` would show it)."""
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < passwords.MIN_PASSWORD_LENGTH:
+        raise ValueError(f"the password needs at least {passwords.MIN_PASSWORD_LENGTH} characters")
+    return password
 
 
 def main(argv=None) -> int:
@@ -48,6 +58,9 @@ def main(argv=None) -> int:
     add.add_argument("--zone", default="default")
     drv = sub.add_parser("add-driver")
     drv.add_argument("driver_id")
+    drv.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    pwd = sub.add_parser("set-password")
+    pwd.add_argument("driver_id")
     rm = sub.add_parser("remove-cp")
     rm.add_argument("cp_id")
     args = ap.parse_args(argv)
@@ -67,8 +80,13 @@ def main(argv=None) -> int:
             repo.upsert_cp(checked_cp(vars(args)))
             print(f"registered CP {args.cp_id}")
         elif args.command == "add-driver":
-            repo.add_driver(args.driver_id)
-            print(f"registered driver {args.driver_id}")
+            password = read_password() if args.password_stdin else None
+            created = repo.add_driver(args.driver_id, passwords.hash_secret(password) if password else None)
+            print(f"registered driver {args.driver_id}" if created else f"driver {args.driver_id} already exists")
+        elif args.command == "set-password":
+            if not repo.set_driver_password(args.driver_id, passwords.hash_secret(read_password())):
+                raise ValueError(f"driver {args.driver_id} does not exist")
+            print(f"password of {args.driver_id} set")
         elif args.command == "remove-cp":
             print("removed" if repo.delete_cp(args.cp_id) else f"CP {args.cp_id} does not exist")
     except ValueError as exc:

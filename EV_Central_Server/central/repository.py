@@ -68,6 +68,12 @@ class PostgresRepository:
                         "ON CONFLICT (driver_id) DO NOTHING", (driver_id, password_hash))
             return cur.rowcount > 0
 
+    def set_driver_password(self, driver_id: str, password_hash: str) -> bool:
+        """Replace a driver's password hash; False when the driver does not exist."""
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE drivers SET password_hash = %s WHERE driver_id = %s", (password_hash, driver_id))
+            return cur.rowcount > 0
+
     def driver_password_hash(self, driver_id: str) -> Optional[str]:
         """The stored password hash of a driver, or None."""
         with self.db.transaction() as cur:

@@ -93,6 +93,12 @@ class FakeRepository:
         self.drivers[driver_id] = {"driver_id": driver_id, "password_hash": password_hash, "created_at": self.clock()}
         return True
 
+    def set_driver_password(self, driver_id: str, password_hash: str) -> bool:
+        if driver_id not in self.drivers:
+            return False
+        self.drivers[driver_id]["password_hash"] = password_hash
+        return True
+
     def driver_password_hash(self, driver_id: str) -> Optional[str]:
         return self.drivers.get(driver_id, {}).get("password_hash")
 
