@@ -1,9 +1,11 @@
-"""What every web page of the project shares: the vendored Socket.IO client and the state colours.
+"""What every web page of the project shares: the vendored Socket.IO client, the state colours and base styles.
 
 ``shared_blueprint()`` serves them under ``/shared/`` (no CDN: pages work on machines without internet).
 The Socket.IO client is socket.io-client 4.8.4 (MIT), copied from its npm package's dist/ folder.
 ``/shared/states.css`` is generated from ``common.domain.STATE_COLOURS``, so every screen colours a
-state the same way (SPEC §3): use ``class="state-<STATE>"``.
+state the same way (SPEC §3): use ``class="state-<STATE>"``. ``/shared/base.css`` holds the base styles
+of the Engine panel and the driver web app (layout, cards, buttons, meters, tickets, messages, login);
+they link it after ``states.css`` and before their own stylesheet.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def states_css() -> str:
 
 
 def shared_blueprint() -> Blueprint:
-    """A blueprint serving /shared/socket.io.min.js and /shared/states.css."""
+    """A blueprint serving /shared/socket.io.min.js, /shared/base.css and /shared/states.css."""
     bp = Blueprint("shared", __name__, static_folder=str(STATIC), static_url_path="/shared")
     bp.add_url_rule("/shared/states.css", "states_css",
                     lambda: Response(states_css(), mimetype="text/css", headers={"Cache-Control": "max-age=60"}))

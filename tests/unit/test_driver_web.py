@@ -191,6 +191,11 @@ def test_register_then_login_as_a_new_driver(rig):
     assert page.status_code == 200 and b"BOB" in page.data
 
 
+def test_login_page_links_the_shared_base_styles_before_its_own(rig):
+    page = rig.client.get("/login").get_data(as_text=True)
+    assert page.index("/shared/states.css") < page.index("/shared/base.css") < page.index("driver.css")
+
+
 def test_register_an_existing_driver_says_why(rig):
     response = rig.client.post("/register", data={"driver_id": "ALICE", "password": "whatever-123"})
     assert response.status_code == 400 and "Ese conductor ya existe" in response.get_data(as_text=True)

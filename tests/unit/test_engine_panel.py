@@ -119,6 +119,13 @@ def test_page_and_state(panel):
     assert panel.client.get("/shared/states.css").status_code == 200
 
 
+def test_page_links_the_shared_base_styles_before_its_own(panel):
+    page = panel.client.get("/").get_data(as_text=True)
+    assert page.index("/shared/states.css") < page.index("/shared/base.css") < page.index("panel.css")
+    with panel.client.get("/shared/base.css") as css:
+        assert ".card {" in css.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("name, key", sorted(COMMAND_KEYS.items()))
 def test_buttons_send_the_console_keys(panel, name, key):
     response = panel.client.post(f"/api/command/{name}")
