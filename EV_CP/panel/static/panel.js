@@ -1,13 +1,9 @@
 // Engine panel: renders the view pushed by the Engine ("state" over Socket.IO); buttons POST commands.
 (function () {
   "use strict";
-  const $ = (id) => document.getElementById(id);
-  const esc = (v) => String(v == null ? "" : v).replace(/[&<>"']/g,
-    (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const last = {};
-  let elapsedBase = null;
-  const changed = (key, value) => { const t = JSON.stringify(value); if (last[key] === t) return false; last[key] = t; return true; };
-  const fmtDuration = (s) => { s = Math.max(0, Math.floor(s)); return Math.floor(s / 3600) + ":" + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0"); };
+  const {$, esc, fmtDuration} = window.evcLive;
+  const changed = window.evcLive.changeTracker();
+  const elapsed = window.evcLive.elapsedClock("supply-elapsed");
   const fmtTime = (iso) => {
     if (!iso) return "—";
     const t = new Date(iso);
@@ -37,7 +33,7 @@
 
   function renderSupply(v) {
     const s = v.supply, el = $("supply");
-    elapsedBase = s && s.elapsed_s != null ? [s.elapsed_s, performance.now()] : null;
+    elapsed.sync(s ? s.elapsed_s : null);
     if (!changed("supply", s)) return;
     if (!s) { el.dataset.phase = "NONE"; el.dataset.supplyId = ""; el.innerHTML = '<p class="muted">Sin suministro.</p>'; return; }
     el.dataset.phase = s.phase; el.dataset.supplyId = s.supply_id;
@@ -83,12 +79,6 @@
     const response = await fetch("/api/command/" + button.dataset.command, {method: "POST"});
     if (!response.ok) { try { alert((await response.json()).message); } catch (e) { /* ignore */ } }
   });
-  setInterval(() => { const el = $("supply-elapsed"); if (el && elapsedBase) el.textContent = fmtDuration(elapsedBase[0] + (performance.now() - elapsedBase[1]) / 1000); }, 1000);
 
-  render(JSON.parse($("initial-view").textContent));
-  const socket = io({transports: ["websocket", "polling"]});
-  socket.on("state", render);
-  socket.on("connect", () => { $("link-dot").className = "dot up"; });
-  socket.on("disconnect", () => { $("link-dot").className = "dot down"; });
-  socket.on("connect_error", () => { $("link-dot").className = "dot down"; });
+  window.evcLive.connect(render);
 })();

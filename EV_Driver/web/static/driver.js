@@ -2,25 +2,10 @@
 // Each section is redrawn only when its own data changed, so buttons stay put between pushes.
 (function () {
   "use strict";
-  const $ = (id) => document.getElementById(id);
-  const esc = (v) => String(v == null ? "" : v).replace(/[&<>"']/g,
-    (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const last = {};
-  let elapsedBase = null;           // [elapsed_s from the server, performance.now() when it arrived]
+  const {$, esc, fmtDuration} = window.evcLive;
+  const changed = window.evcLive.changeTracker();
+  const elapsed = window.evcLive.elapsedClock("supply-elapsed");
   window.__evc = {kwhShownAt: {}, ticketShownAt: {}, renders: 0};
-
-  function changed(key, value) {
-    const text = JSON.stringify(value);
-    if (last[key] === text) return false;
-    last[key] = text;
-    return true;
-  }
-
-  function fmtDuration(s) {
-    s = Math.max(0, Math.floor(s));
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-    return h + ":" + String(m).padStart(2, "0") + ":" + String(r).padStart(2, "0");
-  }
 
   function renderBanner(view) {
     const el = $("banner");
@@ -55,8 +40,7 @@
 
   function renderSupply(view) {
     const s = view.supply, req = view.request, el = $("supply");
-    if (s && s.elapsed_s != null) elapsedBase = [s.elapsed_s, performance.now()];
-    else elapsedBase = null;
+    elapsed.sync(s ? s.elapsed_s : null);
     if (!changed("supply", [s, req])) return;
     if (!s && !req) {
       el.dataset.phase = "NONE";
@@ -85,11 +69,6 @@
       '<div class="row"><span class="muted">Potencia ' + esc(s.power_kw || "—") + " kW · suministro " + esc(s.supply_id) + "</span>" +
       '<button id="stop-btn" class="btn danger"' + (s.stop_sent ? " disabled" : "") + ">" + (s.stop_sent ? "Parando…" : "Parar") + "</button></div>";
     if (s.charging && !(s.energy_kwh in window.__evc.kwhShownAt)) window.__evc.kwhShownAt[s.energy_kwh] = Date.now();
-  }
-
-  function tick() {
-    const el = $("supply-elapsed");
-    if (el && elapsedBase) el.textContent = fmtDuration(elapsedBase[0] + (performance.now() - elapsedBase[1]) / 1000);
   }
 
   function renderTicket(view) {
@@ -184,11 +163,5 @@
     post("/api/services", form).then(() => { $("services-file").value = ""; });
   });
 
-  render(JSON.parse($("initial-view").textContent));
-  setInterval(tick, 1000);
-  const socket = io({transports: ["websocket", "polling"]});
-  socket.on("state", render);
-  socket.on("connect", () => { $("link-dot").className = "dot up"; });
-  socket.on("disconnect", () => { $("link-dot").className = "dot down"; });
-  socket.on("connect_error", () => { $("link-dot").className = "dot down"; });
+  window.evcLive.connect(render);
 })();
