@@ -391,7 +391,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def start_panel(args: argparse.Namespace, engine: Engine) -> None:
     """Serve the owner panel (EV_CP.panel) on a thread; its buttons feed the engine's queue."""
-    from EV_CP.panel import create_app, serve
+    from common.web import local_url, serve
+    from EV_CP.panel import create_app
     from EV_CP.panel.bridge import PanelBridge
 
     engine.panel = PanelBridge(lambda key: engine.events.put(("cmd", key)))
@@ -401,8 +402,7 @@ def start_panel(args: argparse.Namespace, engine: Engine) -> None:
     except OSError as exc:
         engine.say(f"Cannot serve the panel on {args.web_host}:{args.web_port}: {exc.strerror or exc}")
         return
-    host = "127.0.0.1" if args.web_host in ("0.0.0.0", "::") else args.web_host
-    engine.say(f"Engine panel on http://{host}:{args.web_port}/")
+    engine.say(f"Engine panel on {local_url(args.web_host, args.web_port)}")
 
 
 if __name__ == "__main__":

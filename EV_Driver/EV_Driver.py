@@ -328,7 +328,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 def start_web(args: argparse.Namespace, home: DriverApp, zone_client_cls) -> object:
     """Serve the driver web app (EV_Driver.web) on a thread beside the console; returns its hub."""
     from common.config import var_dir
-    from EV_Driver.web import create_app, serve
+    from common.web import local_url, serve
+    from EV_Driver.web import create_app
     from EV_Driver.web.hub import DriverHub, TicketStore, secret_key
 
     web_args = argparse.Namespace(**{**vars(args), "exit_when_done": False})
@@ -342,7 +343,7 @@ def start_web(args: argparse.Namespace, home: DriverApp, zone_client_cls) -> obj
     folder = var_dir() / "driver-web"
     hub = DriverHub(home, make_app, TicketStore(folder))
     flask_app = create_app(hub, {"SECRET_KEY": secret_key(folder / "secret_key")})
-    url = f"http://{'127.0.0.1' if args.web_host in ('0.0.0.0', '::') else args.web_host}:{args.web_port}/"
+    url = local_url(args.web_host, args.web_port)
     try:
         serve(flask_app, args.web_host, args.web_port)
     except OSError as exc:

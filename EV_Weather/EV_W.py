@@ -14,10 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from werkzeug.serving import make_server  # noqa: E402
-
 from common.config import ROOT, env, load_env, secret_from  # noqa: E402
 from common.logs import setup_logging  # noqa: E402
+from common.web import serve  # noqa: E402
 from EV_Weather.central_client import CentralClient  # noqa: E402
 from EV_Weather.console import WeatherConsole  # noqa: E402
 from EV_Weather.office import WeatherOffice  # noqa: E402
@@ -108,8 +107,10 @@ def main(argv=None) -> int:
     every(lambda _: args.poll_s, office.poll_round, "wx-poll")
     page = ""
     if args.web_port:
-        server = make_server(args.web_host, args.web_port, create_app(office), threaded=True)
-        threading.Thread(target=server.serve_forever, name="wx-web", daemon=True).start()
+        try:
+            server = serve(create_app(office), args.web_host, args.web_port, name="wx-web")
+        except OSError:  # werkzeug has said why
+            return 1
         page = f", página http://{args.web_host}:{server.server_port}/"
     say(f"EV_W listo: proveedor {provider.name}, {len(office.book.current())} ubicaciones"
         f"{'' if synced else ' (CENTRAL aún no responde)'}, cada {args.poll_s:g} s, sincroniza cada {args.sync_s:g} s"

@@ -237,15 +237,3 @@ def create_app(hub, overrides: Optional[dict] = None) -> Flask:
     socketio.init_app(app, async_mode="threading")  # same-origin pages only (the default)
     socketio.on_event("connect", _on_connect)
     return app
-
-
-def serve(app: Flask, host: str, port: int):
-    """Bind now (an error such as a port in use is raised here, to the caller) and serve on a thread."""
-    from werkzeug.serving import make_server  # the threaded dev server: what Socket.IO's threading mode uses
-
-    try:
-        server = make_server(host, port, app, threaded=True)
-    except SystemExit as exc:  # werkzeug prints "Address already in use" and exits: keep our program alive
-        raise OSError(f"cannot listen on {host}:{port} (address in use?)") from exc
-    threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
-    return server

@@ -5,13 +5,15 @@ The Socket.IO client is socket.io-client 4.8.4 (MIT), copied from its npm packag
 ``/shared/states.css`` is generated from ``common.domain.STATE_COLOURS``, so every screen colours a
 state the same way (SPEC §3): use ``class="state-<STATE>"``. ``/shared/base.css`` holds the base styles
 of the Engine panel and the driver web app (layout, cards, buttons, meters, tickets, messages, login);
-they link it after ``states.css`` and before their own stylesheet.
+they link it after ``states.css`` and before their own stylesheet; ``/shared/live.js`` holds the small
+helpers of their scripts (escaping, redraw-on-change, the elapsed-time clock, the Socket.IO link).
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
-from flask import Blueprint, Response
+from flask import Blueprint, Flask, Response
 
 from common.domain import STATE_COLOURS
 
@@ -27,8 +29,25 @@ def states_css() -> str:
 
 
 def shared_blueprint() -> Blueprint:
-    """A blueprint serving /shared/socket.io.min.js, /shared/base.css and /shared/states.css."""
+    """A blueprint serving /shared/socket.io.min.js, /shared/live.js, /shared/base.css and /shared/states.css."""
     bp = Blueprint("shared", __name__, static_folder=str(STATIC), static_url_path="/shared")
     bp.add_url_rule("/shared/states.css", "states_css",
                     lambda: Response(states_css(), mimetype="text/css", headers={"Cache-Control": "max-age=60"}))
     return bp
+
+
+def serve(app: Flask, host: str, port: int, name: str = "web"):
+    """Bind now (an error such as a port in use is raised here, to the caller) and serve on a thread."""
+    from werkzeug.serving import make_server  # the threaded dev server: what Socket.IO's threading mode uses
+
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except SystemExit as exc:  # werkzeug prints "Address already in use" and exits: keep our program alive
+        raise OSError(f"cannot listen on {host}:{port} (address in use?)") from exc
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    return server
+
+
+def local_url(host: str, port: int) -> str:
+    """The page's address as a browser on this machine opens it (a wildcard bind is reached on 127.0.0.1)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
