@@ -5,6 +5,7 @@ import sys
 from datetime import datetime
 from typing import TextIO
 
+from common.console import LineConsole
 from EV_Weather.office import WeatherOffice
 
 HELP = "comandos: list | add <Ciudad[,CC]> | remove <Ciudad[,CC]> | sync | help | quit"
@@ -21,32 +22,17 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-class WeatherConsole:
+class WeatherConsole(LineConsole):
     """Reads operator commands; unknown input gets the help line."""
 
+    HELP = HELP
+
     def __init__(self, office: WeatherOffice, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout):
-        self.office, self.stdin, self.stdout = office, stdin, stdout
+        super().__init__(stdin, stdout)
+        self.office = office
 
-    def run(self) -> bool:
-        """Serve until EOF or 'quit'; True when the operator asked to quit (EOF leaves EV_W running)."""
-        self.say(HELP)
-        for line in self.stdin:
-            if self.handle(line.strip()) == "quit":
-                return True
-        return False
-
-    def say(self, text: str) -> None:
-        """Print to the operator."""
-        print(text, file=self.stdout, flush=True)
-
-    def handle(self, line: str) -> str:
-        """One command line; returns the command word."""
-        command, _, rest = line.strip().partition(" ")
-        command = command.lower()
-        if not command:
-            return ""
-        if command in ("quit", "exit"):
-            return "quit"
+    def command(self, command: str, rest: str) -> bool:
+        """list, add <Ciudad[,CC]>, remove <Ciudad[,CC]>, sync."""
         if command in ("list", "ls"):
             self.say(render(self.office.status()))
         elif command in ("add", "remove") and rest.strip():
@@ -57,5 +43,5 @@ class WeatherConsole:
         elif command == "sync":
             self.say("Sincronizado con la CENTRAL" if self.office.sync() else "No se pudo sincronizar")
         else:
-            self.say(HELP)
-        return command
+            return False
+        return True

@@ -5,6 +5,7 @@ import logging
 import sys
 from typing import TextIO
 
+from common.console import LineConsole
 from EV_Central_Server.central.service import CentralService
 
 logger = logging.getLogger(__name__)
@@ -21,39 +22,25 @@ def render_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-class OperatorConsole:
+class OperatorConsole(LineConsole):
     """Reads operator commands; unknown input gets a readable answer."""
 
+    HELP = HELP
+
     def __init__(self, service: CentralService, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout):
-        self.service, self.stdin, self.stdout = service, stdin, stdout
+        super().__init__(stdin, stdout)
+        self.service = service
 
-    def run(self) -> bool:
-        """Serve until EOF or 'quit'; True when the operator asked to quit (EOF leaves CENTRAL running)."""
-        self.say(HELP)
-        for line in self.stdin:
-            if self.handle(line.strip()) == "quit":
-                return True
-        return False
-
-    def say(self, text: str) -> None:
-        """Print to the operator."""
-        print(text, file=self.stdout, flush=True)
-
-    def handle(self, line: str) -> str:
-        """One command line."""
-        words = line.split()
-        if not words:
-            return ""
-        command, args = words[0].lower(), words[1:]
-        if command in ("quit", "exit"):
-            return "quit"
+    def command(self, command: str, rest: str) -> bool:
+        """list, stop <id|all>, resume <id|all>."""
+        args = rest.split()
         if command in ("list", "ls"):
             self.say(render_table(self.service.snapshot()))
         elif command in ("stop", "resume") and len(args) == 1:
             self._command(command, args[0])
         else:
-            self.say(HELP)
-        return command
+            return False
+        return True
 
     def _command(self, command: str, target: str) -> None:
         ids = self.service.cp_ids() if target.lower() == "all" else [target]
