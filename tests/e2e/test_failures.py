@@ -8,7 +8,7 @@ import time
 from decimal import Decimal
 
 from tests.e2e.harness import LOG_DIR, ROOT, uid, wait_until
-from tests.e2e.test_supply_flows import CONNECTED, TELEMETRY, authorized, last_telemetry_kwh, request, ticket
+from tests.e2e.test_supply_flows import CONNECTED, TELEMETRY, last_telemetry_kwh, plug_in, ticket
 
 
 def charging(stack, *engine_flags: str):
@@ -18,10 +18,7 @@ def charging(stack, *engine_flags: str):
     engine, monitor = stack.start_cp(cp_id, *engine_flags)
     driver = stack.start_driver(driver_id)
     driver.wait_line(CONNECTED, 20)
-    mark = request(driver, cp_id)
-    supply_id = authorized(driver, cp_id, mark)
-    engine.wait_line(rf"Supply {supply_id} authorized", 10)
-    engine.send("p")
+    mark, _ = plug_in(driver, engine, cp_id)
     driver.wait_line(TELEMETRY, 10, mark)
     stack.wait_state(cp_id, "SUMINISTRANDO", 5)
     return cp_id, engine, monitor, driver, mark

@@ -33,6 +33,16 @@ def authorized(driver, cp_id: str, mark: int, timeout: float = 10) -> str:
     return driver.wait_line(rf"AUTORIZADO en {cp_id} \(suministro (\w+)", timeout, mark).group(1)
 
 
+def plug_in(driver, engine, cp_id: str) -> tuple[int, str]:
+    """Request a supply on the driver's console and plug in at the Engine once it is authorized;
+    returns (the output mark before the request, the supply id)."""
+    mark = request(driver, cp_id)
+    supply_id = authorized(driver, cp_id, mark)
+    engine.wait_line(rf"Supply {supply_id} authorized", 10)
+    engine.send("p")
+    return mark, supply_id
+
+
 def ticket(driver, mark: int, timeout: float = 20) -> tuple[Decimal, str]:
     """Wait for the next ticket; returns (kWh, end reason)."""
     driver.wait_line(r"TICKET", timeout, mark)
@@ -47,10 +57,7 @@ def test_full_supply_ends_with_one_ticket(stack):
     engine, _ = stack.start_cp(cp_id)
     driver = stack.start_driver(driver_id)
     driver.wait_line(CONNECTED, 20)
-    mark = request(driver, cp_id)
-    supply_id = authorized(driver, cp_id, mark)
-    engine.wait_line(rf"Supply {supply_id} authorized", 10)
-    engine.send("p")
+    mark, _ = plug_in(driver, engine, cp_id)
     driver.wait_line(rf"Carga INICIADA en {cp_id}", 10, mark)
     stack.wait_state(cp_id, "SUMINISTRANDO", 5)
     driver.wait_line(TELEMETRY, 10, mark)
@@ -134,10 +141,7 @@ def test_operator_stop_and_resume_one_and_all(stack):
     stack.start_cp(cp_b)
     driver = stack.start_driver(driver_id)
     driver.wait_line(CONNECTED, 20)
-    mark = request(driver, cp_a)
-    supply_id = authorized(driver, cp_a, mark)
-    engine.wait_line(rf"Supply {supply_id} authorized", 10)
-    engine.send("p")
+    mark, _ = plug_in(driver, engine, cp_a)
     driver.wait_line(TELEMETRY, 10, mark)
     assert stack.api(f"/api/charging_points/{cp_a}/stop", "POST")[0] == 200
     kwh, reason = ticket(driver, mark)

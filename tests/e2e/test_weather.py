@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from tests.e2e.harness import free_port, uid, wait_until
-from tests.e2e.test_supply_flows import CONNECTED, authorized, request, ticket
+from tests.e2e.test_supply_flows import CONNECTED, plug_in, request, ticket
 from tests.support.openweather_stub import OpenWeatherStub
 
 CENTRAL_KEY = "wx-e2e-" + uid("")
@@ -61,6 +61,17 @@ def wait_temperature(stack, cp_id: str, value: float, timeout: float = 10.0) -> 
     """Wait until API_Central shows this temperature on a CP."""
     return wait_until(lambda: (cp := stack.cp(cp_id))["temperature"] == value and cp, timeout,
                       f"{cp_id} at {value} °C")
+
+
+def watched_cp(stack, stub, prefix: str, celsius: float) -> tuple[str, str, object]:
+    """One CP in a new city at `celsius`, EV_W polling every second and the reading on API_Central;
+    returns (city, cp_id, EV_W)."""
+    city = uid(prefix)
+    stub.set_temperature(city, "ES", celsius)
+    (cp_id,) = city_cps(stack, city, 1)
+    ew = start_weather(stack, stub, poll_s=1.0)
+    wait_temperature(stack, cp_id, celsius)
+    return city, cp_id, ew
 
 
 def alert_rows(stack, city: str) -> list[str]:
@@ -117,10 +128,7 @@ def test_supplying_cp_finishes_its_supply_before_going_parado(wx, stub):
     engine = next(p for p in wx.procs if p.name == f"engine-{cp_id}")
     driver = wx.start_driver(uid("D"))
     driver.wait_line(CONNECTED, 20)
-    mark = request(driver, cp_id)
-    supply_id = authorized(driver, cp_id, mark)
-    engine.wait_line(rf"Supply {supply_id} authorized", 10)
-    engine.send("p")
+    mark, _ = plug_in(driver, engine, cp_id)
     wx.wait_state(cp_id, "SUMINISTRANDO", 5)
     ew = start_weather(wx, stub, poll_s=1.0)
     wait_temperature(wx, cp_id, 4.0)
@@ -144,11 +152,7 @@ def test_supplying_cp_finishes_its_supply_before_going_parado(wx, stub):
 
 
 def test_operator_stop_and_weather_alert_are_independent(wx, stub):
-    city = uid("Helada")
-    stub.set_temperature(city, "ES", 6.0)
-    (cp_id,) = city_cps(wx, city, 1)
-    start_weather(wx, stub, poll_s=1.0)
-    wait_temperature(wx, cp_id, 6.0)
+    city, cp_id, _ = watched_cp(wx, stub, "Helada", 6.0)
 
     def reasons(expected: list[str]) -> dict:
         return wait_until(lambda: (cp := wx.cp(cp_id))["out_of_service"] == expected and cp, 5, f"reasons {expected}")
@@ -203,11 +207,7 @@ def test_provider_error_for_one_city_shows_the_message_and_others_keep_updating(
 
 
 def test_openweather_down_shows_the_message_and_ew_recovers(wx, stub):
-    city = uid("Caido")
-    stub.set_temperature(city, "ES", 11.0)
-    (cp_id,) = city_cps(wx, city, 1)
-    ew = start_weather(wx, stub, poll_s=1.0)
-    wait_temperature(wx, cp_id, 11.0)
+    city, cp_id, ew = watched_cp(wx, stub, "Caido", 11.0)
     stub.stop()
     ew.wait_line(rf"{UNREACHABLE} \((todas las ciudades|.*{city},ES).*: sin conexión con OpenWeather", 6)
     wait_until(lambda: any(UNREACHABLE in t and "sin conexión" in t for t in _messages(wx)), 5,
@@ -222,11 +222,7 @@ def test_openweather_down_shows_the_message_and_ew_recovers(wx, stub):
 
 
 def test_thresholds_changed_through_the_api_apply_on_the_next_poll(wx, stub):
-    city = uid("Umbral")
-    stub.set_temperature(city, "ES", 5.0)
-    (cp_id,) = city_cps(wx, city, 1)
-    ew = start_weather(wx, stub, poll_s=1.0)
-    wait_temperature(wx, cp_id, 5.0)
+    city, cp_id, ew = watched_cp(wx, stub, "Umbral", 5.0)
     try:
         assert wx.api("/api/weather/thresholds", "PUT", {"min_c": 3, "max_c": 2})[0] == 400
         status, body = wx.api("/api/weather/thresholds", "PUT", {"min_c": 6, "max_c": None})
