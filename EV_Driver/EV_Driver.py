@@ -63,14 +63,21 @@ def _zone(text: str) -> str:
     return text
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"seconds out of range: {text!r}")
-    return value
+def _bounded(kind, low, high, expected: str, what: str):
+    """An argparse type: ``kind(text)`` between low and high; the errors name what was expected."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} out of range: {text!r}")
+        return value
+    return parse
+
+
+_seconds = _bounded(float, 0, 3600, "seconds", "seconds")
+_port = _bounded(int, 0, 65535, "a port number", "port")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,16 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-host", default=env("EVC_DRIVER_WEB_HOST", "127.0.0.1"),
                    help="address the web app listens on [EVC_DRIVER_WEB_HOST, 127.0.0.1; 0.0.0.0 for every interface]")
     return p
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
-    return value
 
 
 def load_services(path: str) -> list[str]:
