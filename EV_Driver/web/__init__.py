@@ -50,9 +50,7 @@ def login():
     """Log in with a driver id and password (checked by CENTRAL)."""
     if request.method == "GET":
         return render_template("login.html", driver_id=request.args.get("driver_id", ""))
-    driver_id = request.form.get("driver_id", "").strip()
-    password = request.form.get("password", "")
-    error = _account_form_error(driver_id, password)
+    driver_id, password, error = _account_form()
     if error is None:
         result = _hub().login(driver_id, password)
         if result.ok:
@@ -67,9 +65,7 @@ def login():
 @auth.route("/register", methods=["POST"])
 def register():
     """Create a driver account at CENTRAL (then log in)."""
-    driver_id = request.form.get("driver_id", "").strip()
-    password = request.form.get("password", "")
-    error = _account_form_error(driver_id, password)
+    driver_id, password, error = _account_form()
     if error is None:
         result = _hub().register(driver_id, password)
         if result.ok:
@@ -85,6 +81,13 @@ def logout():
     """Forget this browser's login."""
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+def _account_form() -> tuple[str, str, Optional[str]]:
+    """The driver id and password posted by the login or register form, and what is wrong with them (or None)."""
+    driver_id = request.form.get("driver_id", "").strip()
+    password = request.form.get("password", "")
+    return driver_id, password, _account_form_error(driver_id, password)
 
 
 def _account_form_error(driver_id: str, password: str) -> Optional[str]:
