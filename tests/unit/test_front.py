@@ -107,6 +107,15 @@ def app(central):
     feed_of(app).stop()
 
 
+@pytest.fixture
+def page(app):
+    """A connected Front page whose first pushes are already read (disconnected afterwards)."""
+    client = socketio.test_client(app)
+    client.get_received()
+    yield client
+    client.disconnect()
+
+
 def received(client, event: str) -> list:
     """Payloads of one event a Socket.IO test client received (and clears the others)."""
     return [msg["args"][0] for msg in client.get_received() if msg["name"] == event]
@@ -158,19 +167,16 @@ def test_a_connecting_page_gets_everything_at_once(app, central):
     client.disconnect()
 
 
-def test_each_long_poll_answer_is_pushed_and_the_next_poll_asks_since_its_version(app, central):
+def test_each_long_poll_answer_is_pushed_and_the_next_poll_asks_since_its_version(app, central, page):
     feed = feed_of(app)
-    client = socketio.test_client(app)
-    client.get_received()
     feed.poll_changes()
     central.change(ALC1=cp("ALC1", "PARADO"))
     feed.poll_changes()
-    snapshots = received(client, "snapshot")
+    snapshots = received(page, "snapshot")
     assert [s["version"] for s in snapshots] == [1, 2]
     assert snapshots[-1]["charging_points"][0]["state"] == "PARADO"
     sinces = [call[2]["since"] for call in central.calls if call[1] == "/api/changes"]
     assert sinces == [-1, 1]
-    client.disconnect()
 
 
 def test_unreachable_central_is_announced_once_then_recovers_with_a_fresh_snapshot(app, central):
@@ -195,24 +201,21 @@ def test_unreachable_central_is_announced_once_then_recovers_with_a_fresh_snapsh
     client.disconnect()
 
 
-def test_refresh_pushes_only_what_changed_and_tolerates_missing_weather(app, central):
+def test_refresh_pushes_only_what_changed_and_tolerates_missing_weather(app, central, page):
     feed = feed_of(app)
-    client = socketio.test_client(app)
-    client.get_received()
     feed.refresh()
-    first = {m["name"] for m in client.get_received()}
+    first = {m["name"] for m in page.get_received()}
     assert first == {"messages", "drivers", "weather"}
     assert feed.view()["weather"] == {"available": False, "message": WEATHER_MISSING_TEXT}
     feed.refresh()
-    assert client.get_received() == []
+    assert page.get_received() == []
     central.messages = [{"id": 2, "ts": "2026-12-03T10:01:00+00:00", "component": "EV_W", "level": "error",
                          "text": "Imposible acceder al clima"}] + central.messages
     central.weather = {"thresholds": {"min_c": 0, "max_c": None}, "cities": [], "alerts": []}
     feed.refresh()
-    names = {m["name"]: m["args"][0] for m in client.get_received()}
+    names = {m["name"]: m["args"][0] for m in page.get_received()}
     assert set(names) == {"messages", "weather"}
     assert names["weather"]["available"] is True and names["weather"]["thresholds"]["min_c"] == 0
-    client.disconnect()
 
 
 def test_the_background_task_pushes_a_change_within_milliseconds_and_survives_an_outage(app, central):
