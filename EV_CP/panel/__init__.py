@@ -9,13 +9,12 @@ otherwise.
 """
 from __future__ import annotations
 
-import threading
 from typing import Optional
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 from flask_socketio import SocketIO, emit
 
-from common.web import shared_blueprint
+from common.web import shared_blueprint, start_push_task
 from EV_CP.panel.bridge import COMMAND_KEYS
 
 socketio = SocketIO()
@@ -53,17 +52,8 @@ def command(name: str):
 def _on_connect(auth_data=None):
     """A page connects: start the push task once and send the current view."""
     if current_app.config["PUSH_TASK"]:
-        _start_push_task(current_app._get_current_object())
+        start_push_task(socketio, current_app._get_current_object(), push_views)
     emit("state", _bridge().view())
-
-
-_task_lock = threading.Lock()
-
-
-def _start_push_task(app: Flask) -> None:
-    with _task_lock:
-        if app.extensions.get("evc_push_task") is None:
-            app.extensions["evc_push_task"] = socketio.start_background_task(push_views, app)
 
 
 def push_views(app: Flask, rounds: Optional[int] = None) -> None:

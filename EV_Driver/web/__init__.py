@@ -9,14 +9,13 @@ services file) are small JSON POSTs that go through the same session commands as
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Optional
 
 from flask import (Blueprint, Flask, current_app, flash, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_socketio import SocketIO, emit, join_room
 
-from common.web import shared_blueprint
+from common.web import shared_blueprint, start_push_task
 from EV_Driver.services import ServicesFileError, is_cp_id, parse_services
 
 logger = logging.getLogger(__name__)
@@ -192,18 +191,9 @@ def _on_connect(auth_data=None):
         return False
     join_room(room(driver_id))
     if current_app.config["PUSH_TASK"]:
-        _start_push_task(current_app._get_current_object())
+        start_push_task(socketio, current_app._get_current_object(), push_views)
     emit("state", _hub().runtime(driver_id).view())
     return None
-
-
-_task_lock = threading.Lock()
-
-
-def _start_push_task(app: Flask) -> None:
-    with _task_lock:
-        if app.extensions.get("evc_push_task") is None:
-            app.extensions["evc_push_task"] = socketio.start_background_task(push_views, app)
 
 
 def push_views(app: Flask, rounds: Optional[int] = None) -> None:

@@ -36,6 +36,16 @@ def shared_blueprint() -> Blueprint:
     return bp
 
 
+_task_lock = threading.Lock()
+
+
+def start_push_task(socketio, app: Flask, task) -> None:
+    """Start ``task(app)`` as the app's one Socket.IO background task (the first page to connect starts it)."""
+    with _task_lock:
+        if app.extensions.get("evc_push_task") is None:
+            app.extensions["evc_push_task"] = socketio.start_background_task(task, app)
+
+
 def serve(app: Flask, host: str, port: int, name: str = "web"):
     """Bind now (an error such as a port in use is raised here, to the caller) and serve on a thread."""
     from werkzeug.serving import make_server  # the threaded dev server: what Socket.IO's threading mode uses
