@@ -50,10 +50,15 @@ wait_for 60 "API_Central" curl -fs "http://127.0.0.1:$API_PORT/api/health" -o /d
 
 mapfile -t CPS < <("$PY" -c 'import json,sys; [print(c["cp_id"]) for c in json.load(open(sys.argv[1]))["charging_points"]]' demo/network.json)
 n=0
+for cp in "${CPS[@]}"; do  # Engines first: a Monitor that finds no Engine reports a fault (AVERIADO)
+    start_proc "engine-$cp" "$PY" EV_CP/EV_CP_E.py "$BROKER" --listen-port $((ENGINE_BASE + n)) \
+        --auto-plug "${EVC_DEMO_PLUG_S:-2}" --auto-unplug "${EVC_DEMO_CHARGE_S:-8}" --web-port $((PANEL_BASE + n))
+    n=$((n + 1))
+done
+n=0
 for cp in "${CPS[@]}"; do
     port=$((ENGINE_BASE + n))
-    start_proc "engine-$cp" "$PY" EV_CP/EV_CP_E.py "$BROKER" --listen-port "$port" \
-        --auto-plug "${EVC_DEMO_PLUG_S:-2}" --auto-unplug "${EVC_DEMO_CHARGE_S:-8}" --web-port $((PANEL_BASE + n))
+    wait_for 30 "the Engine of $cp" port_in_use "$port" || log "Engine of $cp not listening yet; see $EVC_VAR/log/engine-$cp.out"
     start_proc "monitor-$cp" "$PY" EV_CP/EV_CP_M.py "127.0.0.1:$port" "127.0.0.1:$CENTRAL_PORT" "$cp"
     n=$((n + 1))
 done

@@ -38,6 +38,7 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         acks=1,
+        enable_idempotence=False,  # acks=1 is our choice; receivers de-duplicate by envelope id
         linger_ms=0,
         retries=2**31 - 1,
         retry_backoff_ms=200,

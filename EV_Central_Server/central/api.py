@@ -7,7 +7,7 @@ from typing import Optional
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from common.domain import validate_cp
+from common.domain import plain, validate_cp
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -101,6 +101,7 @@ def list_supplies():
 def _supply_json(row: dict, live: Optional[dict]) -> dict:
     out = {k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if v is not None and not isinstance(v, str) else v)
            for k, v in row.items()}
+    out.update(price_eur_kwh=plain(row["price_eur_kwh"]), power_kw=plain(row["power_kw"]))
     if live:
         out.update(energy_kwh=live["energy_kwh"], amount_eur=live["amount_eur"], power_kw=live["power_kw"])
     return out

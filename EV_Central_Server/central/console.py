@@ -14,11 +14,12 @@ HELP = "comandos: list | stop <id|all> | resume <id|all> | help | quit"
 
 def render_table(rows: list[dict]) -> str:
     """The CP list as a fixed-width table."""
-    lines = [f"{'CP':<8} {'ESTADO':<14} {'CIUDAD':<12} {'€/kWh':>6}  SUMINISTRO"]
+    width = max([len(cp["caption"]) for cp in rows] + [len("ESTADO")])
+    lines = [f"{'CP':<8} {'ESTADO':<{width}} {'CIUDAD':<12} {'€/kWh':>6}  SUMINISTRO"]
     for cp in rows:
         s = cp["supply"]
         live = f"{s['driver_id']} {s['power_kw']} kW {s['energy_kwh']} kWh {s['amount_eur']} €" if s else ""
-        lines.append(f"{cp['cp_id']:<8} {cp['caption']:<14} {cp['city']:<12} {cp['price_eur_kwh']:>6}  {live}")
+        lines.append(f"{cp['cp_id']:<8} {cp['caption']:<{width}} {cp['city'][:12]:<12} {cp['price_eur_kwh']:>6}  {live}")
     return "\n".join(lines)
 
 
