@@ -57,7 +57,7 @@ def test_full_supply_ends_with_one_ticket(stack):
     engine, _ = stack.start_cp(cp_id)
     driver = stack.start_driver(driver_id)
     driver.wait_line(CONNECTED, 20)
-    mark, _ = plug_in(driver, engine, cp_id)
+    mark, supply_id = plug_in(driver, engine, cp_id)
     driver.wait_line(rf"Carga INICIADA en {cp_id}", 10, mark)
     stack.wait_state(cp_id, "SUMINISTRANDO", 5)
     driver.wait_line(TELEMETRY, 10, mark)

@@ -128,7 +128,7 @@ def test_supplying_cp_finishes_its_supply_before_going_parado(wx, stub):
     engine = next(p for p in wx.procs if p.name == f"engine-{cp_id}")
     driver = wx.start_driver(uid("D"))
     driver.wait_line(CONNECTED, 20)
-    mark, _ = plug_in(driver, engine, cp_id)
+    mark, supply_id = plug_in(driver, engine, cp_id)
     wx.wait_state(cp_id, "SUMINISTRANDO", 5)
     ew = start_weather(wx, stub, poll_s=1.0)
     wait_temperature(wx, cp_id, 4.0)
