@@ -120,6 +120,20 @@ KWH_QUANTUM = Decimal("0.001")
 EUR_QUANTUM = Decimal("0.01")
 
 
+MAX_SUPPLY_KWH = Decimal("100000")  # far above any real supply; bounds what a report may claim
+
+
+def reported_energy(value: object) -> Decimal:
+    """kWh reported by a CP, checked: finite, not negative, not absurd; raises ValueError otherwise."""
+    try:
+        kwh = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"energy {value!r} is not a number") from None
+    if not kwh.is_finite() or kwh < 0 or kwh > MAX_SUPPLY_KWH:
+        raise ValueError(f"energy {value!r} is out of range (0-{MAX_SUPPLY_KWH} kWh)")
+    return energy(kwh)
+
+
 def plain(value: object) -> str:
     """A decimal without trailing zeros or exponent, for screens: 0.3500 -> '0.35', 50.00 -> '50'."""
     return f"{Decimal(str(value)).normalize():f}"

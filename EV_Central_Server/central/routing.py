@@ -64,6 +64,11 @@ class KafkaRouter:
         if topic_kind == "select":
             self.on_select(zone, env)
             return
+        if isinstance(env.message, ENGINE_ONLY) and env.message.cp_id != env.sender:
+            logger.warning("dropped %s for %s sent by %s", env.message.type_name(), env.message.cp_id, env.sender)
+            self.service.security_event("foreign_report", env.sender,
+                                        f"{env.message.type_name()} for {env.message.cp_id} sent by {env.sender}")
+            return
         kind = sender_kind(env, self.service.engine_ids())
         handler = self.handlers.get(type(env.message))
         if handler is None:

@@ -215,6 +215,9 @@ class CentralService:
             if verify_secret is not None and not verify_secret(cp_id, secret):
                 self._audit("AUTH", "cp_auth", cp_id, False, "bad credentials")
                 raise AuthDenied("BAD_CREDENTIALS", "unknown CP or wrong secret")
+            if cp.link_up and cp.link_token is not token and time.monotonic() - cp.last_status < self.silent_link_s:
+                self._audit("SECURITY", "cp_auth", cp_id, False, "second Monitor while the first one reports")
+                raise AuthDenied("ALREADY_CONNECTED", f"CP {cp_id} already has a Monitor reporting")
             cp.link_token, cp.link_up, cp.last_status = token, True, time.monotonic()
             self._audit("AUTH", "cp_auth", cp_id, True, "monitor authenticated")
             self._changed()
@@ -224,8 +227,9 @@ class CentralService:
         """A Monitor's one-second status: liveness plus engine health."""
         with self._lock:
             cp = self.cps.get(cp_id)
-            if cp is None or cp.link_token is not token:
+            if cp is None or (cp.link_token is not token and cp.link_up):
                 return
+            cp.link_token = token  # a Monitor that authenticated earlier takes over a link that went down
             cp.last_status = time.monotonic()
             relinked, engine_changed = not cp.link_up, engine_ok != cp.engine_ok
             cp.link_up = True
@@ -330,10 +334,20 @@ class CentralService:
                                   d.plain(cp.price_eur_kwh), expires)
 
     # ------------------------------------------------------------ engine reports (Kafka)
+    def _reported(self, msg: m.Message, supply_id: str, cp_id: str) -> Optional[SupplyView]:
+        """The open supply an engine reports on, or None; a report from another CP is dropped and audited."""
+        supply = self.supplies.get(supply_id)
+        if supply is not None and supply.cp_id != cp_id:
+            logger.warning("dropped %s for supply %s of %s sent as %s", msg.type_name(), supply_id, supply.cp_id, cp_id)
+            self._audit("SECURITY", "foreign_report", cp_id, False,
+                        f"{msg.type_name()} for supply {supply_id} of {supply.cp_id}")
+            raise m.InvalidPayload(f"supply {supply_id} is not at {cp_id}")
+        return supply
+
     def supply_started(self, msg: m.SupplyStarted) -> None:
         """The vehicle was plugged in: AUTHORIZED -> CHARGING."""
         with self._lock:
-            supply = self.supplies.get(msg.supply_id)
+            supply = self._reported(msg, msg.supply_id, msg.cp_id)
             if supply is None or supply.phase is not d.Phase.AUTHORIZED:
                 if supply is None and self.repo.ticket_for(msg.supply_id) is None:
                     logger.warning("SupplyStarted for unknown supply %s", msg.supply_id)
@@ -349,14 +363,15 @@ class CentralService:
     def telemetry(self, msg: m.Telemetry) -> None:
         """Live figures of a running supply (kept in memory, persisted in batches)."""
         with self._lock:
-            supply = self.supplies.get(msg.supply_id)
+            supply = self._reported(msg, msg.supply_id, msg.cp_id)
             if supply is None or supply.phase is not d.Phase.CHARGING:
                 return
             try:
-                supply.energy_kwh = max(supply.energy_kwh, d.energy(msg.energy_kwh))
-                supply.live_power_kw = Decimal(msg.power_kw)
-            except ArithmeticError:
-                raise m.InvalidPayload("telemetry figures are not numbers") from None
+                energy = d.reported_energy(msg.energy_kwh)
+                d.reported_energy(msg.power_kw)  # same bounds for the power figure
+            except ValueError as exc:
+                raise m.InvalidPayload(f"telemetry: {exc}") from None
+            supply.energy_kwh, supply.live_power_kw = max(supply.energy_kwh, energy), Decimal(msg.power_kw)
             supply.amount_eur = d.amount_for(supply.energy_kwh, supply.price_eur_kwh)
             kind, client = supply.recipient
             self.outlet.to_client(kind, client, msg)
@@ -365,26 +380,27 @@ class CentralService:
     def supply_finished(self, msg: m.SupplyFinished) -> None:
         """The engine's final record: close the supply and issue its one ticket (idempotent)."""
         with self._lock:
-            supply = self.supplies.get(msg.supply_id)
+            supply = self._reported(msg, msg.supply_id, msg.cp_id)
             if supply is None:
                 row = self.repo.ticket_for(msg.supply_id)
-                if row is not None:
+                if row is not None and row["cp_id"] == msg.cp_id:
                     self._send_ticket(ticket_message(row))
-                else:
+                elif row is None:
                     logger.warning("final record for unknown supply %s dropped", msg.supply_id)
                 return
             try:
-                energy = max(d.energy(msg.energy_kwh), supply.energy_kwh)
-            except ArithmeticError:
-                raise m.InvalidPayload("final figures are not numbers") from None
+                energy = max(d.reported_energy(msg.energy_kwh), supply.energy_kwh)
+            except ValueError as exc:
+                raise m.InvalidPayload(f"final record: {exc}") from None
+            reason = msg.reason if msg.reason in m.END_REASONS else "UNPLUGGED"  # never block the ticket on it
             started = _parse_ts(msg.started_at) or supply.started_at
-            reason = msg.reason if msg.reason in m.END_REASONS else "UNPLUGGED"
-            self._finish(supply, _parse_ts(msg.ended_at) or self.clock(), started, energy, reason)
+            ended = _parse_ts(msg.ended_at) or self.clock()
+            self._finish(supply, max(ended, started) if started else ended, started, energy, reason)
 
     def _finish(self, supply: SupplyView, ended_at: datetime, started_at: Optional[datetime],
                 energy: Decimal, reason: str) -> None:
-        supply.phase = d.next_phase(supply.phase, d.SupplyEvent.FINISH if supply.phase is d.Phase.CHARGING
-                                    else d.SupplyEvent.CANCEL)
+        finished = d.next_phase(supply.phase, d.SupplyEvent.FINISH if supply.phase is d.Phase.CHARGING
+                                else d.SupplyEvent.CANCEL)
         amount = d.amount_for(energy, supply.price_eur_kwh)
         duration = int((ended_at - started_at).total_seconds()) if started_at else 0
         row = self.repo.finish_supply(supply.supply_id, ended_at, started_at, energy, amount, reason, {
@@ -392,6 +408,7 @@ class CentralService:
             "driver_id": supply.driver_id, "started_at": started_at, "ended_at": ended_at,
             "duration_s": max(duration, 0), "energy_kwh": energy, "price_eur_kwh": supply.price_eur_kwh,
             "amount_eur": amount, "reason": reason})
+        supply.phase = finished  # only once the ticket is stored: a failed write leaves the supply open
         self.supplies.pop(supply.supply_id, None)
         cp = self.cps.get(supply.cp_id)
         if cp is not None and cp.supply is supply:
@@ -671,6 +688,11 @@ class CentralService:
             self.repo.app_message(COMPONENT, level, text)
         except Exception:
             logger.exception("could not store app message")
+
+    def security_event(self, action: str, actor: str, text: str) -> None:
+        """Record a refused, suspicious input (audit SECURITY and the Front's messages)."""
+        self._audit("SECURITY", action, actor, False, text)
+        self._note("error", f"Mensaje rechazado: {text}")
 
     def _audit(self, category: str, action: str, actor: Optional[str], success: bool, text: str) -> None:
         try:

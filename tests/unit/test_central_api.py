@@ -32,8 +32,9 @@ class Api:
 
     def supply(self, driver: str, cp_id: str) -> str:
         """Connect a CP and authorize a supply on it; returns the supply id."""
-        self.service.authenticate(cp_id, "", token := object())
-        self.service.monitor_status(cp_id, True, token)
+        if not self.service.cps[cp_id].link_up:
+            self.service.authenticate(cp_id, "", token := object())
+            self.service.monitor_status(cp_id, True, token)
         answer = self.service.request_supply("driver", driver, m.RequestSupply(cp_id, driver, m.new_id()), None)
         assert isinstance(answer, m.SupplyAuthorized)
         self.clock.advance(1)

@@ -174,8 +174,28 @@ def test_monitor_status_sets_the_state(net, statuses, state):
 
 def test_status_with_an_old_token_is_ignored(net):
     old = net.connect("CP1")
+    net.clock.advance(3.5)  # the first Monitor went silent: a second one may take over
     net.connect("CP1")
     net.service.monitor_status("CP1", False, old)
+    assert net.state("CP1") == "ACTIVADO"
+
+
+def test_a_second_monitor_is_refused_while_the_first_one_reports(net):
+    net.connect("CP1")
+    with pytest.raises(AuthDenied) as denied:
+        net.service.authenticate("CP1", "", object())
+    assert denied.value.code == "ALREADY_CONNECTED"
+    assert net.state("CP1") == "ACTIVADO"
+
+
+def test_an_authenticated_monitor_takes_over_when_the_current_link_drops(net):
+    first = net.connect("CP1")
+    net.clock.advance(3.5)
+    intruder = object()
+    net.service.authenticate("CP1", "", intruder)  # the first Monitor was silent: accepted
+    net.service.monitor_lost("CP1", intruder, "EOF")
+    assert net.state("CP1") == "DESCONECTADO"
+    net.service.monitor_status("CP1", True, first)  # the real Monitor still reports on its own connection
     assert net.state("CP1") == "ACTIVADO"
 
 
@@ -211,6 +231,7 @@ def test_status_after_a_silent_link_brings_the_cp_back(net):
 
 def test_monitor_lost_with_a_stale_token_is_ignored(net):
     old = net.connect("CP1")
+    net.clock.advance(3.5)
     current = net.connect("CP1")
     net.service.monitor_lost("CP1", old, "EOF")
     assert net.state("CP1") == "ACTIVADO"

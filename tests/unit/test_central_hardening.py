@@ -1,0 +1,81 @@
+"""What a tester found: forged reports, absurd figures and a failed write must never change a bill or stick a CP."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from common import messages as m
+from EV_Central_Server.central.routing import KafkaRouter
+from fakes import T0
+from test_central_service import Net
+
+
+@pytest.fixture
+def net(monkeypatch) -> Net:
+    return Net(monkeypatch)
+
+
+def test_a_report_naming_another_cp_is_refused_and_audited(net):
+    supply_id = net.charging("alice", "CP1")
+    with pytest.raises(m.InvalidPayload):
+        net.service.telemetry(m.Telemetry(supply_id, "CP2", "22", "500", "0", 1))
+    with pytest.raises(m.InvalidPayload):
+        net.service.supply_finished(m.SupplyFinished(supply_id, "CP2", None, T0.isoformat(), "0", "0", "WEATHER"))
+    assert net.service.get("CP1")["supply"]["energy_kwh"] == "0.000"
+    assert not net.tickets()
+    assert any(a["category"] == "SECURITY" for a in net.repo.audit_log)
+
+
+class _Bus:
+    def __init__(self):
+        self.sent = []
+
+    def to_client(self, kind, client_id, message, msg_id=None):
+        self.sent.append((kind, client_id, message))
+
+
+def test_the_router_drops_engine_reports_whose_sender_is_not_the_cp(net):
+    supply_id = net.charging("alice", "CP1")
+    router = KafkaRouter(net.service, _Bus())
+    forged = m.Envelope("id1", T0.isoformat(), "EVIL", m.Telemetry(supply_id, "CP1", "22", "500", "0", 9))
+    router("channel", "default", forged)
+    assert net.service.get("CP1")["supply"]["energy_kwh"] == "0.000"
+    genuine = m.Envelope("id2", T0.isoformat(), "CP1", m.Telemetry(supply_id, "CP1", "22", "1.5", "0", 10))
+    router("channel", "default", genuine)
+    assert net.service.get("CP1")["supply"]["energy_kwh"] == "1.500"
+
+
+@pytest.mark.parametrize("kwh", ["99999999999", "-1", "NaN", "Infinity", "abc"])
+def test_absurd_figures_are_invalid_payloads(net, kwh):
+    supply_id = net.charging("alice", "CP1")
+    with pytest.raises(m.InvalidPayload):
+        net.service.telemetry(m.Telemetry(supply_id, "CP1", "22", kwh, "0", 1))
+    with pytest.raises(m.InvalidPayload):
+        net.service.supply_finished(m.SupplyFinished(supply_id, "CP1", None, T0.isoformat(), kwh, "0", "UNPLUGGED"))
+    net.finished(supply_id, kwh="2.5")
+    assert [t.energy_kwh for t in net.tickets()] == ["2.500"]
+
+
+def test_an_end_before_the_start_is_clamped_to_the_start(net):
+    supply_id = net.charging("alice", "CP1")
+    early = (T0 - timedelta(hours=5)).isoformat()
+    net.service.supply_finished(m.SupplyFinished(supply_id, "CP1", T0.isoformat(), early, "1", "0", "UNPLUGGED"))
+    (ticket,) = net.tickets()
+    assert ticket.duration_s == 0 and ticket.ended_at >= ticket.started_at
+
+
+def test_a_failed_ticket_write_leaves_the_supply_open_and_a_resend_closes_it(net, monkeypatch):
+    supply_id = net.charging("alice", "CP1")
+    real = net.repo.finish_supply
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database refused the write")
+
+    monkeypatch.setattr(net.repo, "finish_supply", broken)
+    with pytest.raises(RuntimeError):
+        net.finished(supply_id, kwh="3")
+    assert net.state("CP1") == "SUMINISTRANDO" and not net.tickets()
+    monkeypatch.setattr(net.repo, "finish_supply", real)
+    net.finished(supply_id, kwh="3")  # the engine re-sends its final record until acknowledged
+    assert [t.energy_kwh for t in net.tickets()] == ["3.000"] and net.state("CP1") == "ACTIVADO"
