@@ -357,6 +357,16 @@ class StatusAssembler:
         return [cp for i in range(msg.parts) for cp in self._parts.get(i, [])]
 
 
+@dataclass
+class CpStatus(Message):
+    """CENTRAL -> Engine: its CP's out-of-service reasons (operator stop, weather, keys), on change and after Hello."""
+
+    cp_id: str
+    state: str
+    caption: str
+    out_of_service: list = field(default_factory=list)
+
+
 # ---------------------------------------------------------------- driver accounts and history
 @dataclass
 class RegisterDriver(Message):
@@ -405,7 +415,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for cls in (SelectChannel, ChannelAssigned, Hello, Welcome, Ack, Error, RequestSupply,
                 SupplyDenied, SupplyAuthorized, AuthorizeSupply, CancelAuthorization, StopSupply,
                 SupplyStarted, Telemetry, SupplyFinished, TicketIssued, AckTicket, Notice,
-                NetworkStatus, RegisterDriver, LoginDriver, AccountResult, QueryHistory, SupplyHistory)
+                NetworkStatus, RegisterDriver, LoginDriver, AccountResult, QueryHistory, SupplyHistory, CpStatus)
 }
 
 

@@ -114,6 +114,7 @@ def _message_examples() -> list[tuple[str, m.Message]]:
         ("central", m.Notice(text="CP001 faulted during your supply", level="warning")),
         ("central", m.NetworkStatus(cps=[{"cp_id": "CP001", "state": "ACTIVADO"},
                                          {"cp_id": "CP002", "state": "SUMINISTRANDO"}])),
+        ("central", m.CpStatus(cp_id=cp, state="PARADO", caption="Out of Order (OPERATOR)", out_of_service=["OPERATOR"])),
         (driver, m.RegisterDriver(driver_id=driver, password="<the new password>")),
         (driver, m.LoginDriver(driver_id=driver, password="<the password>")),
         ("central", m.AccountResult(driver_id=driver, ok=True, code="OK", message="Sesión iniciada")),

@@ -417,6 +417,7 @@ class CentralService:
                 cp.out_of_service |= cp.pending_reasons
                 cp.pending_reasons.clear()
                 self.repo.save_cp_flags(cp.cp_id, list(cp.out_of_service), cp.engine_ok)
+                self._tell_engine(cp)
         self._audit("CHARGE", "supply_finished", supply.driver_id, True,
                     f"{supply.cp_id} supply {supply.supply_id}: {energy} kWh, {amount} EUR, {reason}")
         self._send_ticket(ticket_message(row))
@@ -464,6 +465,8 @@ class CentralService:
             self.resend_tickets(client_id)
             if kind == "engine":
                 cp = self.cps.get(client_id)
+                if cp is not None:
+                    self._tell_engine(cp)
                 supply = cp.supply if cp else None
                 if supply and supply.phase is d.Phase.AUTHORIZED and msg.supply_id != supply.supply_id:
                     self.outlet.to_client_reliable("engine", client_id, m.AuthorizeSupply(
@@ -588,6 +591,7 @@ class CentralService:
                 cp.pending_reasons.discard(reason)
             if cp.out_of_service != before:
                 self.repo.save_cp_flags(cp_id, list(cp.out_of_service), cp.engine_ok)
+                self._tell_engine(cp)
             if on and cp.supply is not None and end_reason:
                 self._end(cp.supply, end_reason)
             self._audit("SYSTEM", "stop" if on else "resume", actor, True, f"{cp_id} {reason}")
@@ -688,6 +692,11 @@ class CentralService:
             self.repo.app_message(COMPONENT, level, text)
         except Exception:
             logger.exception("could not store app message")
+
+    def _tell_engine(self, cp: CpView) -> None:
+        state = cp.state
+        self.outlet.to_client("engine", cp.cp_id, m.CpStatus(cp.cp_id, state.value, d.caption(state, cp.out_of_service),
+                                                             sorted(cp.out_of_service)))
 
     def security_event(self, action: str, actor: str, text: str) -> None:
         """Record a refused, suspicious input (audit SECURITY and the Front's messages)."""

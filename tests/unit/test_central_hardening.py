@@ -79,3 +79,13 @@ def test_a_failed_ticket_write_leaves_the_supply_open_and_a_resend_closes_it(net
     monkeypatch.setattr(net.repo, "finish_supply", real)
     net.finished(supply_id, kwh="3")  # the engine re-sends its final record until acknowledged
     assert [t.energy_kwh for t in net.tickets()] == ["3.000"] and net.state("CP1") == "ACTIVADO"
+
+
+def test_the_engine_is_told_its_out_of_service_reasons_on_change_and_after_hello(net):
+    net.connect("CP1")
+    net.service.stop_cp("CP1")
+    (status,) = net.outlet.messages(m.CpStatus, "engine", "CP1")
+    assert (status.state, status.out_of_service) == ("PARADO", ["OPERATOR"]) and "Out of Order" in status.caption
+    net.service.hello("engine", "CP1", m.Hello("CP1", "engine"))
+    net.service.resume_cp("CP1")
+    assert [s.out_of_service for s in net.outlet.messages(m.CpStatus, "engine", "CP1")] == [["OPERATOR"], ["OPERATOR"], []]

@@ -46,6 +46,7 @@ EXAMPLES: list[m.Message] = [
     m.LoginDriver(driver_id="driver-7", password="s3cret!"),
     m.AccountResult(driver_id="driver-7", ok=False, code="BAD_CREDENTIALS", message="Conductor o contraseña incorrectos"),
     m.QueryHistory(driver_id="driver-7"),
+    m.CpStatus(cp_id="CP001", state="PARADO", caption="Out of Order (WEATHER)", out_of_service=["WEATHER"]),
     m.SupplyHistory(driver_id="driver-7", supplies=[{"supply_id": "sup-1"}], last_ticket={"ticket_id": "t-1"}),
 ]
 # Variants with optional fields left out / None.
