@@ -17,7 +17,10 @@ killed engine into final records: a CHARGING supply ends with ENGINE_LOST and
 its last persisted figures, so nothing supplied is lost.
 
 New supplies need the Monitor, CENTRAL (as the Monitor sees it) and a healthy
-engine. A running supply survives CENTRAL being away (its records wait in the
+engine. CENTRAL also tells the Engine its out-of-service reasons (``CpStatus``:
+operator stop, weather): while there are any, a manual request is refused here
+with CENTRAL's reason (CENTRAL would deny it anyway); authorizations are still
+CENTRAL's call. A running supply survives CENTRAL being away (its records wait in the
 Kafka outbox) but not a fault or a lost Monitor (SPEC §5).
 """
 from __future__ import annotations
@@ -149,6 +152,7 @@ class EngineCore:
         self.last_finished: Optional[m.SupplyFinished] = None  # for the owner panel
         self.last_finished_driver = ""
         self.last_ticket: Optional[m.TicketIssued] = None      # anonymous supplies: CENTRAL's ticket
+        self.out_of_service: tuple[str, ...] = ()               # CENTRAL's reasons (CpStatus), sorted
 
     # ------------------------------------------------------------ queries
     @property
@@ -177,6 +181,24 @@ class EngineCore:
             return "Imposible conectar con la CENTRAL"
         return None
 
+    def out_of_service_text(self) -> str:
+        """'Parado por CENTRAL: Out of Order (OPERATOR)' while CENTRAL keeps the CP out of service, else ''."""
+        if not self.out_of_service:
+            return ""
+        return f"Parado por CENTRAL: {d.caption(d.CpState.PARADO, self.out_of_service)}"
+
+    def request_refusal(self) -> Optional[str]:
+        """Why a manual (anonymous) request cannot be sent now, or None."""
+        if why := self.refusal() or self.out_of_service_text():
+            return why
+        if not self.kafka_up:
+            return "no Kafka channel to CENTRAL yet"
+        if self.supply is not None:
+            return f"busy with supply {self.supply.supply_id}"
+        if self._request is not None:
+            return "a request is already waiting for CENTRAL's answer"
+        return None
+
     def status_text(self, now: float) -> str:
         """A multi-line status report for the console."""
         info = self.info
@@ -186,6 +208,7 @@ class EngineCore:
             f"Engine: {self.engine_status}{' (forced)' if self.forced_ko else ''}",
             f"Monitor: {'connected' if self.monitor_up else 'Sin monitor'}",
             f"CENTRAL (per Monitor): {_link_text(self.central_up)}; Kafka channel: {'up' if self.kafka_up else 'down'}",
+            f"Service: {self.out_of_service_text() or 'in service (per CENTRAL)'}",
             f"Supply: {self._supply_text(now)}",
             f"Final records awaiting CENTRAL's ack: {len(self.finals)}",
         ]
@@ -329,6 +352,18 @@ class EngineCore:
             del self._tickets_seen[next(iter(self._tickets_seen))]
         return [Say(ticket_text(msg))] + effects
 
+    def _on_cp_status(self, msg: m.CpStatus, now: float) -> list[Effect]:
+        """CENTRAL's out-of-service reasons for this CP: keep them, say only changes."""
+        if self.info is not None and msg.cp_id != self.info.cp_id:
+            return [Say(f"Ignored the status of another CP ({msg.cp_id})")]
+        reasons = tuple(sorted({str(r) for r in msg.out_of_service or ()}))
+        if reasons == self.out_of_service:
+            return []  # repeated after every Hello
+        self.out_of_service = reasons
+        if reasons:
+            return [Say(self.out_of_service_text())]
+        return [Say("CENTRAL put the CP back in service")]
+
     def _on_notice(self, msg: m.Notice, now: float) -> list[Effect]:
         return [Say(f"CENTRAL says ({msg.level}): {msg.text}")]
 
@@ -385,13 +420,7 @@ class EngineCore:
 
     def request_supply(self, now: float) -> list[Effect]:
         """A person at the CP asks for an anonymous supply; says why when it cannot."""
-        why = self.refusal()
-        if why is None and not self.kafka_up:
-            why = "no Kafka channel to CENTRAL yet"
-        if why is None and self.supply is not None:
-            why = f"busy with supply {self.supply.supply_id}"
-        if why is None and self._request is not None:
-            why = "a request is already waiting for CENTRAL's answer"
+        why = self.request_refusal()
         if why:
             return [Say(f"Cannot request a supply: {why}")]
         request_id = self.new_id()
@@ -529,6 +558,7 @@ MESSAGE_HANDLERS: dict[type, Callable[[EngineCore, m.Message, float], list[Effec
     m.SupplyAuthorized: EngineCore._on_supply_authorized,
     m.SupplyDenied: EngineCore._on_supply_denied,
     m.TicketIssued: EngineCore._on_ticket,
+    m.CpStatus: EngineCore._on_cp_status,
     m.Notice: EngineCore._on_notice,
     m.Error: EngineCore._on_error,
     m.SupplyStarted: EngineCore._ignore,

@@ -3,7 +3,8 @@
 ``panel_view`` runs on the Engine's event-loop thread (the only thread that touches the core)
 and returns plain JSON-able data. The state shown is the Engine's own view of what CENTRAL
 derives (SPEC §3, ``common.domain.derive_cp_state``): the CP is linked when its Monitor is up
-and the Monitor reaches CENTRAL; out-of-service reasons are CENTRAL's and are not known here.
+and the Monitor reaches CENTRAL; the out-of-service reasons are the last ones CENTRAL sent
+(``CpStatus``: operator stop, weather), so a stopped CP shows PARADO with CENTRAL's reason.
 ``actions`` says which buttons make sense now; the core still checks every command, exactly as
 for a console key.
 """
@@ -39,7 +40,8 @@ STATE_TEXT = {
 def local_state(core: EngineCore) -> d.CpState:
     """The CP state as far as the Engine can tell."""
     charging = core.supply is not None and core.supply.phase is d.Phase.CHARGING
-    return d.derive_cp_state(core.monitor_up and core.central_up is True, not core.forced_ko, (), charging)
+    return d.derive_cp_state(core.monitor_up and core.central_up is True, not core.forced_ko, core.out_of_service,
+                             charging)
 
 
 def supply_view(s: Optional[Supply], power_kw: str, now: float) -> Optional[dict]:
@@ -57,8 +59,7 @@ def supply_view(s: Optional[Supply], power_kw: str, now: float) -> Optional[dict
 def actions(core: EngineCore) -> dict:
     """Which buttons are enabled now."""
     s = core.supply
-    can_request = (core.refusal() is None and core.kafka_up and s is None and not core.request_pending)
-    return {"request": can_request,
+    return {"request": core.request_refusal() is None,
             "plug": s is not None and s.phase is d.Phase.AUTHORIZED and not core.forced_ko,
             "unplug": s is not None and s.phase is d.Phase.CHARGING,
             "ko": not core.forced_ko, "recover": core.forced_ko}
@@ -88,7 +89,9 @@ def panel_view(core: EngineCore, now: float, messages: Iterable[dict] = ()) -> d
         "monitor_up": core.monitor_up,
         "central_up": core.central_up,  # None: this Monitor has not said yet
         "kafka_up": core.kafka_up,
-        "refusal": core.refusal(),
+        "out_of_service": list(core.out_of_service),
+        "out_of_service_text": core.out_of_service_text(),  # '' when in service
+        "refusal": core.refusal() or core.out_of_service_text() or None,
         "request_pending": core.request_pending,
         "supply": supply_view(core.supply, info.power_kw if info else "", now),
         "last_finished": _plain(core.last_finished, driver_id=core.last_finished_driver),

@@ -370,5 +370,50 @@ def test_cancel_after_the_plug_ends_the_supply_instead_of_charging_for_free():
 def test_every_message_type_the_engine_can_receive_has_a_handler():
     from EV_CP.engine_core import MESSAGE_HANDLERS
     to_engine = {m.AuthorizeSupply, m.CancelAuthorization, m.StopSupply, m.SupplyAuthorized, m.SupplyDenied,
-                 m.TicketIssued, m.Notice, m.Error, m.SupplyStarted, m.Telemetry}
+                 m.TicketIssued, m.Notice, m.Error, m.SupplyStarted, m.Telemetry, m.CpStatus}
     assert to_engine <= set(MESSAGE_HANDLERS)
+
+
+# ---------------------------------------------------------------- CENTRAL's out-of-service reasons (CpStatus)
+def stopped(reasons=("OPERATOR",), cp_id="CP1"):
+    """CENTRAL's CpStatus for a CP out of service for some reasons (none: back in service)."""
+    state = "PARADO" if reasons else "ACTIVADO"
+    caption = f"Out of Order ({', '.join(sorted(reasons))})" if reasons else state
+    return m.CpStatus(cp_id, state, caption, list(reasons))
+
+
+def test_cp_status_keeps_centrals_reasons_and_says_only_changes():
+    core = ready_core()
+    effects = core.handle(stopped(), T0)
+    assert core.out_of_service == ("OPERATOR",)
+    assert said(effects) == "Parado por CENTRAL: Out of Order (OPERATOR)"
+    assert core.handle(stopped(), T0 + 1) == []  # the same reasons again (after a Hello): nothing new
+    assert "Service: Parado por CENTRAL: Out of Order (OPERATOR)" in core.status_text(T0 + 1)
+    effects = core.handle(stopped(("WEATHER", "OPERATOR")), T0 + 2)
+    assert said(effects) == "Parado por CENTRAL: Out of Order (OPERATOR, WEATHER)"
+    effects = core.handle(stopped(()), T0 + 3)
+    assert core.out_of_service == () and "back in service" in said(effects)
+    assert "Service: in service" in core.status_text(T0 + 3)
+
+
+def test_a_manual_request_while_out_of_service_is_refused_locally_with_the_reason():
+    core = ready_core()
+    core.handle(stopped(("WEATHER",)), T0)
+    effects = core.request_supply(T0)
+    assert not published(effects) and not core.request_pending
+    assert said(effects) == "Cannot request a supply: Parado por CENTRAL: Out of Order (WEATHER)"
+    core.handle(stopped(()), T0 + 1)
+    assert published(core.request_supply(T0 + 1), m.RequestSupply)
+
+
+def test_authorizations_stay_centrals_call_while_a_stop_is_known():
+    core = ready_core()
+    core.handle(stopped(), T0)
+    authorize(core)  # CENTRAL decides: had it resumed the CP, its CpStatus would come first on the same channel
+    assert core.supply is not None and core.refusal() is None
+
+
+def test_cp_status_for_another_cp_is_ignored():
+    core = ready_core()
+    effects = core.handle(stopped(cp_id="CP2"), T0)
+    assert core.out_of_service == () and "another CP" in said(effects)

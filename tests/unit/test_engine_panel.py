@@ -77,6 +77,33 @@ def test_view_shows_forced_ko_lost_links_and_the_anonymous_ticket():
     assert panel_view(core, T0)["last_ticket"]["ticket_id"] == "T1"
 
 
+def test_view_shows_centrals_stop_and_disables_the_request_until_resumed():
+    core = ready_core()
+    core.handle(m.CpStatus("CP1", "PARADO", "Out of Order (OPERATOR)", ["OPERATOR"]), T0)
+    view = panel_view(core, T0)
+    assert (view["state"], view["out_of_service"]) == ("PARADO", ["OPERATOR"])
+    assert view["out_of_service_text"] == "Parado por CENTRAL: Out of Order (OPERATOR)"
+    assert not view["actions"]["request"] and view["refusal"] == "Parado por CENTRAL: Out of Order (OPERATOR)"
+    assert view["actions"]["ko"]  # the owner can still simulate a fault
+    core.force_ko(T0)
+    view = panel_view(core, T0)  # a fault wins over the stop (SPEC §3), the reason is still known
+    assert view["state"] == "AVERIADO" and view["out_of_service_text"]
+    core.recover(T0)
+    core.handle(m.CpStatus("CP1", "ACTIVADO", "ACTIVADO", []), T0 + 1)
+    view = panel_view(core, T0 + 1)
+    assert (view["state"], view["out_of_service"], view["out_of_service_text"]) == ("ACTIVADO", [], "")
+    assert view["actions"]["request"] and view["refusal"] is None
+
+
+def test_page_has_the_out_of_service_line_coloured_by_the_shared_state_class(panel):
+    page = panel.client.get("/").get_data(as_text=True)
+    assert 'id="out-of-service"' in page and "state-PARADO" in page
+    response = panel.client.get("/static/panel.js")
+    js = response.get_data(as_text=True)
+    response.close()
+    assert "out_of_service_text" in js and 'state-" + v.state' in js
+
+
 def test_price_text():
     assert [price_text(v) for v in ("0.5", "0.395", "7")] == ["0.50", "0.395", "7.00"]
 

@@ -17,7 +17,11 @@
     const box = $("state");
     box.className = "state-box state-" + v.state;
     box.dataset.state = v.state;
-    box.textContent = v.state_text + (v.forced_ko ? " · KO forzado" : "");
+    const stopped = v.state === "PARADO" && v.out_of_service_text;  // CENTRAL's reason, e.g. Out of Order (OPERATOR)
+    box.textContent = (stopped ? v.out_of_service_text : v.state_text) + (v.forced_ko ? " · KO forzado" : "");
+    box.classList.toggle("long", Boolean(stopped));
+    const oos = $("out-of-service");  // reasons kept while another state wins (e.g. AVERIADO while stopped)
+    oos.textContent = !stopped && v.out_of_service_text ? v.out_of_service_text : ""; oos.hidden = !oos.textContent;
     $("cp-id").textContent = v.cp_id || "—";
     $("cp-info").textContent = v.cp_id ? [v.address, v.price_eur_kwh + " €/kWh", v.power_kw + " kW", "zona " + v.zone].filter(Boolean).join(" · ")
       : "Esperando a que el Monitor identifique el punto de carga…";
@@ -28,6 +32,7 @@
     const banner = v.monitor_up && v.central_up === false ? "Imposible conectar con la CENTRAL" : (!v.monitor_up && v.cp_id ? "Sin monitor" : "");
     $("banner").textContent = banner; $("banner").hidden = !banner; $("banner").dataset.visible = banner ? "true" : "false";
     for (const [name, enabled] of Object.entries(v.actions)) { const b = $("btn-" + name); if (b) b.disabled = !enabled; }
+    $("btn-request").title = v.refusal || "";
     $("refusal").textContent = v.request_pending ? "Solicitud enviada; esperando la respuesta de la CENTRAL…" : (v.refusal ? "No se pueden iniciar suministros: " + v.refusal : "");
   }
 
