@@ -4,8 +4,7 @@
 ``python EV_CP/EV_CP_E.py <broker_host:port> [--listen-port 6001] [--time-scale 60]
 [--auto-plug S] [--auto-unplug S] [--state-dir var/engine] [--web-port N [--web-host 127.0.0.1]]``
 
-It serves one Monitor at a time on the listen port (a newer connection replaces
-the older), answers its HEALTH checks, learns the CP's identity from CP_INFO and
+It serves one Monitor at a time on the listen port, answers its HEALTH checks, learns the CP's identity from CP_INFO and
 then talks to CENTRAL over its Kafka zone channel. All decisions are taken by
 ``EV_CP.engine_core.EngineCore`` in one thread (the event loop below); the other
 threads -- listener, Monitor reader/writer, Kafka client, stdin -- only put
@@ -13,6 +12,13 @@ events on a queue, so the state never needs a lock.
 
 Console (lines on stdin, or single keys on a terminal): k force KO, o recover,
 p plug, u unplug, r request an anonymous supply, s status, q quit.
+
+A new connection on the listen port takes the Monitor's place only when the current
+session is closed (EOF/EOT) or has sent no HEALTH for the monitor timeout (3 s); while
+the current Monitor is live the newcomer is told EOT and closed (and logged), so a stray
+or hostile connection cannot knock the real Monitor off. The newcomer waits up to
+``NEWCOMER_GRACE_S`` for that decision: a restarted Monitor may connect a moment before
+its old connection's EOF reaches the event loop, and is then accepted as soon as it does.
 
 Owner panel (``--web-port``, package ``EV_CP.panel``): its buttons put the same keys
 on the same queue; the loop hands it a fresh view after every event and tick
@@ -50,6 +56,7 @@ logger = logging.getLogger("EV_CP_E")
 
 TICK_S = 0.25
 PERSIST_EVERY_S = 1.0
+NEWCOMER_GRACE_S = 0.5  # how long a new Monitor connection waits for the current one's EOF before refusal
 HELP = "commands: k force KO | o recover | p plug | u unplug | r request supply | s status | q quit"
 
 
@@ -126,6 +133,7 @@ class Engine:
         self.args, self.core, self.store, self.clock = args, core, store, clock
         self.events: "queue.Queue[tuple]" = queue.Queue()
         self.link: Optional[MonitorLink] = None
+        self._newcomer: Optional[tuple[socket.socket, str, float]] = None  # (sock, peer, refuse at)
         self.zone: Optional[ZoneClient] = None
         self._generation = 0
         self._running = True
@@ -160,6 +168,7 @@ class Engine:
             if now >= next_tick:
                 self._apply(self.core.tick(now))
                 next_tick = now + TICK_S
+            self._settle_newcomer(now)
             if now >= next_persist:
                 self._check_acks()
                 next_persist = now + PERSIST_EVERY_S
@@ -182,18 +191,57 @@ class Engine:
     # ---- event handlers ----
     def _on_monitor_conn(self, event: tuple, now: float) -> None:
         _, sock, peer = event
+        if self._monitor_replaceable(now):
+            self._accept_monitor(sock, peer, now)
+            return
+        if self._newcomer is not None:  # only one waits: the older one is refused now
+            self._refuse_monitor(*self._newcomer[:2])
+        self._newcomer = (sock, peer, now + NEWCOMER_GRACE_S)
+
+    def _monitor_replaceable(self, now: float) -> bool:
+        """No live Monitor session: none, closed (EOF/EOT seen by its reader), or silent for the timeout."""
+        return self.link is None or self.link.conn.closed.is_set() or self.core.monitor_replaceable(now)
+
+    def _settle_newcomer(self, now: float) -> None:
+        """A waiting connection takes the place once the current Monitor is gone, or is refused after the grace."""
+        if self._newcomer is None:
+            return
+        sock, peer, refuse_at = self._newcomer
+        if self._monitor_replaceable(now):
+            self._newcomer = None
+            self._accept_monitor(sock, peer, now)
+        elif now >= refuse_at:
+            self._newcomer = None
+            self._refuse_monitor(sock, peer)
+
+    def _accept_monitor(self, sock: socket.socket, peer: str, now: float) -> None:
         if self.link is not None:
-            self.say(f"A new Monitor connected from {peer}: it replaces the previous one")
+            self.say(f"A new Monitor connected from {peer}: it replaces the previous one (closed or silent)")
             self.link.close()
         self._generation += 1
         self.link = MonitorLink(FramedConnection(sock, f"monitor {peer}"), self._generation, self.events)
         self._apply(self.core.monitor_connected(now))
+
+    def _refuse_monitor(self, sock: socket.socket, peer: str) -> None:
+        """The current Monitor is live: tell the newcomer EOT and close it (no session, no NACK)."""
+        self.say(f"Refused a connection from {peer}: the current Monitor is live")
+        logger.warning("refused a Monitor connection from %s: the current Monitor is live", peer)
+        try:
+            sock.settimeout(1.0)
+            sock.sendall(p.control(p.EOT))
+            sock.shutdown(socket.SHUT_WR)
+            _drain(sock)  # unread input (its ENQ) would turn the close into a reset that can swallow the EOT
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
     def _on_monitor_eof(self, event: tuple, now: float) -> None:
         if self.link is None or event[1] != self.link.generation:
             return  # a replaced session
         self.link = None
         self._apply(self.core.monitor_lost("connection closed", now))
+        self._settle_newcomer(now)  # a restarted Monitor that connected just before this EOF: accept it now
 
     def _on_frame(self, event: tuple, now: float) -> None:
         _, generation, frame = event
@@ -295,10 +343,25 @@ class Engine:
         if self.core.supply is not None:
             self.say(f"Supply {self.core.supply.supply_id} stays on disk; it is closed when the engine restarts")
         listener.close()
+        if self._newcomer is not None:
+            self._newcomer[0].close()
         if self.link is not None:
             self.link.close()
         if self.zone is not None:
             self.zone.stop()
+
+
+def _drain(sock: socket.socket, limit: int = 65536) -> None:
+    """Read and drop whatever a refused peer already sent (bounded, without waiting)."""
+    sock.setblocking(False)
+    while limit > 0:
+        try:
+            data = sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:
+            return
+        limit -= len(data)
 
 
 EVENT_HANDLERS: dict[str, Callable[[Engine, tuple, float], None]] = {

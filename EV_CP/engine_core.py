@@ -230,6 +230,11 @@ class EngineCore:
         self.central_up = None
         return self._monitor_back()
 
+    def monitor_replaceable(self, now: float) -> bool:
+        """Whether a new connection may take the Monitor's place: none is up, or it sent no HEALTH for the timeout."""
+        return (not self.monitor_up or self._last_health is None
+                or now - self._last_health >= self.monitor_timeout_s)
+
     def monitor_health(self, seq: str, now: float) -> list[Effect]:
         """HEALTH from the Monitor: answer with our status."""
         self._last_health = now

@@ -225,3 +225,30 @@ def test_engine_without_monitor_refuses_a_manual_request(cp):
     wait_for(lambda: engine.said("Sin monitor"), 5, "Sin monitor")
     engine.send("r")
     wait_for(lambda: engine.said("Cannot request a supply: Sin monitor"), 5, "the refusal")
+
+
+def test_a_second_connection_cannot_knock_the_live_monitor_off_but_a_restarted_monitor_is_accepted(cp):
+    engine, monitor = cp.engine(), cp.monitor()
+    wait_for(lambda: engine.said("CENTRAL reachable"), 15, "the Engine ready")
+    wait_for(lambda: "OK" in cp.central.statuses(0), 10, "first STATUS OK")
+    port = int(engine.popen.args[engine.popen.args.index("--listen-port") + 1])
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as stray:
+        stray.sendall(p.control(p.ENQ))  # a session attempt, as a Monitor opens one
+        received = b""
+        while chunk := stray.recv(64):  # the Engine says EOT and closes: no ACK, no NACK
+            received += chunk
+    assert received == p.control(p.EOT) and time.monotonic() - start < 3.0
+    wait_for(lambda: engine.said("Refused a connection from 127.0.0.1:"), 5, "the refusal logged")
+    time.sleep(2.5)  # the real Monitor keeps its session: STATUS stays OK and the Engine never lost it
+    assert set(cp.central.statuses(start)) == {"OK"} and len(cp.central.statuses(start)) >= 2
+    assert not engine.said("Sin monitor") and not monitor.said("Lost the Engine")
+    assert sum("Monitor connected" in line for line in engine.lines) == 1
+
+    monitor.popen.kill()  # its connection gets EOF; a restarted Monitor is accepted at once
+    wait_for(lambda: engine.said("Sin monitor (connection closed)"), 5, "the old session's EOF")
+    restarted = cp.monitor()
+    wait_for(lambda: restarted.said("Connected to the Engine"), 10, "the restarted Monitor accepted")
+    start = time.monotonic()
+    wait_for(lambda: "OK" in cp.central.statuses(start), 10, "STATUS OK from the restarted Monitor")
+    assert sum("Refused a connection" in line for line in engine.lines) == 1  # only the stray was refused

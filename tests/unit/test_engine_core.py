@@ -417,3 +417,15 @@ def test_cp_status_for_another_cp_is_ignored():
     core = ready_core()
     effects = core.handle(stopped(cp_id="CP2"), T0)
     assert core.out_of_service == () and "another CP" in said(effects)
+
+
+def test_a_new_connection_may_replace_the_monitor_only_when_it_is_gone_or_silent():
+    core = EngineCore()
+    assert core.monitor_replaceable(T0)  # no Monitor yet
+    core.monitor_connected(T0)
+    core.monitor_health("1", T0 + 1)
+    assert not core.monitor_replaceable(T0 + 3.9)  # live: HEALTH 2.9 s ago
+    assert core.monitor_replaceable(T0 + 4.0)       # silent for the monitor timeout
+    core.monitor_health("2", T0 + 4.5)
+    core.monitor_lost("connection closed", T0 + 5)
+    assert core.monitor_replaceable(T0 + 5)
