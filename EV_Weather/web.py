@@ -1,6 +1,7 @@
 """The weather office's small page and API: see the watched cities, add or remove one at run time.
 
-GET /                      the page (refreshes every 4 s; forms to add / remove)
+GET /                      the page (templates/office.html with the shared /shared/base.css and
+                           /shared/states.css, like the other pages; refreshes every 4 s; forms to add / remove)
 GET /api/locations         watched places with their last reading
 POST /api/locations        {"city", "country"?} → 201 (or 200 when already watched)
 DELETE /api/locations/<city>?country=CC → 200, 404 when not watched
@@ -10,30 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template_string, request, url_for
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
 
+from common.web import shared_blueprint
 from EV_Weather.office import Location, WeatherOffice
 
 bp = Blueprint("weather_office", __name__)
-
-PAGE = """<!doctype html>
-<html lang="es"><head><meta charset="utf-8"><meta http-equiv="refresh" content="4">
-<title>EV_W · Oficina del clima</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;
-border-bottom:1px solid #ddd;text-align:left}.alert{color:#c60;font-weight:bold}.err{color:#b00}</style></head>
-<body><h1>Oficina del clima (EV_W)</h1>
-<p>Proveedor: <b>{{ provider }}</b> · umbrales {{ thresholds }} · ronda {{ rounds }}</p>
-{% if notice %}<p><i>{{ notice }}</i></p>{% endif %}
-<table><tr><th>Ciudad</th><th>País</th><th>Origen</th><th>Temperatura</th><th>Leída</th><th>Estado</th><th></th></tr>
-{% for r in rows %}<tr><td>{{ r.city }}</td><td>{{ r.country }}</td><td>{{ r.source }}</td>
-<td>{{ '%.1f °C' % r.temperature if r.temperature is not none else '—' }}</td><td>{{ r.when }}</td>
-<td>{% if r.alert %}<span class="alert">ALERTA</span>{% elif r.error %}<span class="err">{{ r.error }}</span>{% else %}ok{% endif %}</td>
-<td><form method="post" action="{{ url_for('weather_office.remove_form') }}"><input type="hidden" name="place"
- value="{{ r.city }},{{ r.country }}"><button>Quitar</button></form></td></tr>{% endfor %}
-</table>
-<form method="post" action="{{ url_for('weather_office.add_form') }}"><p>Añadir ciudad:
-<input name="place" placeholder="Ciudad,ES" required maxlength="104"> <button>Añadir</button></p></form>
-</body></html>"""
 
 
 def _office() -> WeatherOffice:
@@ -55,7 +38,7 @@ def _rows() -> list[dict]:
 def page():
     """The operator's page."""
     office = _office()
-    return render_template_string(PAGE, rows=_rows(), provider=office.provider.name, rounds=office.rounds,
+    return render_template("office.html", rows=_rows(), provider=office.provider.name, rounds=office.rounds,
                                   thresholds=office.thresholds.text(), notice=request.args.get("notice"))
 
 
@@ -120,5 +103,6 @@ def create_app(office: WeatherOffice, overrides: Optional[dict] = None) -> Flask
     app = Flask(__name__)
     app.config.update(OFFICE=office)
     app.config.update(overrides or {})
+    app.register_blueprint(shared_blueprint())
     app.register_blueprint(bp)
     return app

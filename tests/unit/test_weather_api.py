@@ -219,3 +219,30 @@ def test_office_page_and_locations_api():
     assert client.post("/remove", data={"place": "Bilbao"}).status_code == 302
     assert office.book.current() == []
     office.close()
+
+
+def test_office_page_uses_the_shared_look_and_keeps_its_forms():
+    class Central:
+        def locations(self):
+            return []
+
+        def alerted_places(self):
+            return []
+
+    office = WeatherOffice(type("P", (), {"name": "scenario"})(), Central(), out=lambda _: None, workers=1)
+    client = create_office_app(office).test_client()
+    client.post("/api/locations", json={"city": "Lyon", "country": "FR"})
+    lyon = office.book.current()[0]
+    office.alerted[lyon.key] = lyon
+    page = client.get("/").get_data(as_text=True)
+    shared = [page.index(f'href="/shared/{name}"') for name in ("states.css", "base.css")]
+    assert shared == sorted(shared) and shared[-1] < page.index('href="/static/office.css"')
+    assert 'class="topbar"' in page and 'class="card span2"' in page and 'class="table"' in page
+    assert 'action="/add"' in page and 'action="/remove"' in page and 'name="place"' in page
+    assert 'http-equiv="refresh" content="4"' in page
+    assert '<span class="badge state-PARADO">ALERTA</span>' in page  # the shared orange of a stopped CP
+    for path in ("/shared/base.css", "/shared/states.css", "/static/office.css"):
+        response = client.get(path)
+        assert response.status_code == 200
+        response.close()
+    office.close()
