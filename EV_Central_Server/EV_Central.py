@@ -23,7 +23,7 @@ from EV_Central_Server.central.api import create_app  # noqa: E402
 from EV_Central_Server.central.console import OperatorConsole  # noqa: E402
 from EV_Central_Server.central.kafka_side import CentralBus  # noqa: E402
 from EV_Central_Server.central.monitor_server import MonitorServer  # noqa: E402
-from EV_Central_Server.central.repository import PostgresRepository  # noqa: E402
+from EV_Central_Server.central.repository import BackgroundJournal, PostgresRepository  # noqa: E402
 from EV_Central_Server.central.routing import KafkaRouter  # noqa: E402
 from EV_Central_Server.central.service import CentralService  # noqa: E402
 
@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     repo = PostgresRepository(db)
     bus = CentralBus(broker, repo, lease_s=args.lease_s, group=args.group)
     status_due = threading.Event()
-    service = CentralService(repo, bus, auth_timeout_s=args.auth_timeout, on_change=status_due.set)
+    service = CentralService(repo, bus, auth_timeout_s=args.auth_timeout, on_change=status_due.set,
+                             journal=BackgroundJournal(db))
     service.load()
     bus.start(service.zones(), KafkaRouter(service, bus))
 
@@ -95,10 +96,13 @@ def main(argv=None) -> int:
     start_thread(api.serve_forever, "api-central")
 
     def publish_status():
-        if status_due.wait(2.0):
-            time.sleep(0.05)  # coalesce a burst of changes into one message
+        """On change and at least every 2 s; bursts coalesce, and a big network waits longer so that
+        building the status never takes more than a fifth of the time (about 1 s at 10,000 CPs)."""
+        status_due.wait(2.0)
         status_due.clear()
+        started = time.monotonic()
         bus.publish_status(service.snapshot())
+        time.sleep(max(0.5, 4 * (time.monotonic() - started)))
 
     every(0.5, service.check_links, "silent-links")
     every(1.0, service.expire_authorizations, "auth-expiry")

@@ -62,8 +62,9 @@ async def monitor(host: str, port: int, cp_id: str, until: float, latencies: lis
         sent = time.perf_counter()
         writer.write(status)
         if await ack():
-            latencies.append((time.perf_counter() - sent) * 1000)
-            counts["frames"] += 1
+            if counts["connected"] == counts["total"]:  # steady state only: every Monitor is connected
+                latencies.append((time.perf_counter() - sent) * 1000)
+                counts["frames"] += 1
         await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - sent)))
     writer.write(p.control(p.EOT))
     writer.close()
@@ -72,14 +73,17 @@ async def monitor(host: str, port: int, cp_id: str, until: float, latencies: lis
 async def run(central: tuple[str, int], ids: list[str], seconds: float) -> None:
     """Start every Monitor (ramped), wait, report."""
     latencies: list[float] = []
-    counts = {"connected": 0, "frames": 0}
+    counts = {"connected": 0, "frames": 0, "total": len(ids)}
     until = time.monotonic() + seconds
     tasks = []
     for cp_id in ids:
         tasks.append(asyncio.create_task(monitor(*central, cp_id, until, latencies, counts)))
         if len(tasks) % 200 == 0:
             await asyncio.sleep(0.05)
+    while counts["connected"] < len(ids) and time.monotonic() < until:
+        await asyncio.sleep(0.05)
     started = time.monotonic()
+    print(f"all {counts['connected']} Monitors authenticated after {started - (until - seconds):.1f} s")
     results = await asyncio.gather(*tasks, return_exceptions=True)
     errors = [r for r in results if isinstance(r, Exception)]
     s = sorted(latencies)

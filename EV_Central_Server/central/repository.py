@@ -1,12 +1,16 @@
 """PostgreSQL repository of CENTRAL: every read and write of its tables, in short transactions."""
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Optional
 
 from common.db import Database
 
+logger = logging.getLogger(__name__)
 CP_COLUMNS = "cp_id, address, city, country, price_eur_kwh, power_kw, zone, out_of_service, engine_ok"
 SUPPLY_COLUMNS = ("supply_id, request_id, cp_id, driver_id, phase, price_eur_kwh, authorized_at, expires_at, "
                   "started_at, ended_at, energy_kwh, amount_eur, power_kw, end_reason")
@@ -263,3 +267,54 @@ class PostgresRepository:
         with self.db.transaction() as cur:
             cur.execute("SELECT id, ts, component, level, text FROM app_messages ORDER BY id DESC LIMIT %s", (limit,))
             return list(cur.fetchall())
+
+
+class BackgroundJournal:
+    """Audit records and app messages written in batches by one thread, off the service lock.
+
+    They are logs, not state: a slow disk must not hold up every Monitor while CENTRAL waits for a
+    commit. Same methods as the repository's, so the service does not know the difference.
+    """
+
+    def __init__(self, db: Database, flush_s: float = 0.2, limit: int = 100_000):
+        self.db, self.flush_s = db, flush_s
+        self._queue: "queue.Queue[tuple[str, tuple]]" = queue.Queue(limit)
+        threading.Thread(target=self._run, name="journal", daemon=True).start()
+
+    def audit(self, component: str, category: str, action: str, actor: Optional[str], success: bool,
+              description: str, source_ip: Optional[str] = None) -> None:
+        """Queue one audit_log row."""
+        self._put("audit", (component, category, action, actor, source_ip, success, description))
+
+    def app_message(self, component: str, level: str, text: str) -> None:
+        """Queue one app_messages row."""
+        self._put("message", (component, level, text))
+
+    def _put(self, kind: str, row: tuple) -> None:
+        try:
+            self._queue.put_nowait((kind, row))
+        except queue.Full:
+            logger.error("journal queue full: dropped a %s record", kind)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._queue.get(timeout=self.flush_s if len(batch) == 1 else 0))
+                except queue.Empty:
+                    break
+            try:
+                self._write(batch)
+            except Exception:
+                logger.exception("could not write %d journal records", len(batch))
+
+    def _write(self, batch: list[tuple[str, tuple]]) -> None:
+        audits = [row for kind, row in batch if kind == "audit"]
+        messages = [row for kind, row in batch if kind == "message"]
+        with self.db.transaction() as cur:
+            if audits:
+                cur.executemany("INSERT INTO audit_log (component, category, action, actor, source_ip, success, "
+                                "description) VALUES (%s, %s, %s, %s, %s, %s, %s)", audits)
+            if messages:
+                cur.executemany("INSERT INTO app_messages (component, level, text) VALUES (%s, %s, %s)", messages)

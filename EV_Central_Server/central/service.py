@@ -147,8 +147,10 @@ class CentralService:
     """The network as CENTRAL sees it. Thread-safe: every public method holds the lock."""
 
     def __init__(self, repo, outlet: Outlet, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 auth_timeout_s: float = 60.0, silent_link_s: float = 3.0, on_change: Callable[[], None] = lambda: None):
+                 auth_timeout_s: float = 60.0, silent_link_s: float = 3.0, on_change: Callable[[], None] = lambda: None,
+                 journal=None):
         self.repo, self.outlet, self.clock = repo, outlet, clock
+        self.journal = journal or repo  # where audit records and app messages go (a BackgroundJournal in production)
         self.auth_timeout_s, self.silent_link_s = auth_timeout_s, silent_link_s
         self.on_change = on_change
         self.cps: dict[str, CpView] = {}
@@ -689,7 +691,7 @@ class CentralService:
 
     def _note(self, level: str, text: str) -> None:
         try:
-            self.repo.app_message(COMPONENT, level, text)
+            self.journal.app_message(COMPONENT, level, text)
         except Exception:
             logger.exception("could not store app message")
 
@@ -705,6 +707,6 @@ class CentralService:
 
     def _audit(self, category: str, action: str, actor: Optional[str], success: bool, text: str) -> None:
         try:
-            self.repo.audit(COMPONENT, category, action, actor, success, text)
+            self.journal.audit(COMPONENT, category, action, actor, success, text)
         except Exception:
             logger.exception("could not store audit record")
