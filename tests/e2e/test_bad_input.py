@@ -113,12 +113,21 @@ def test_garbage_on_the_topics_clients_read_is_dropped_and_a_supply_still_comple
     stack.assert_every_supply_ticketed([cp_id])
 
 
-def test_garbage_on_the_engine_socket_gets_nack_and_the_monitor_link_keeps_working(stack):
+def test_garbage_on_the_engine_socket_gets_nack_and_a_stray_connection_cannot_displace_the_monitor(stack):
     stack.start_central()
     cp_id = uid("N")
-    engine, _ = stack.start_cp(cp_id)
-    with socket.create_connection(("127.0.0.1", stack.engine_ports[cp_id]), timeout=5) as sock:
+    stack.register_cp(cp_id)
+    engine = stack.start_engine(cp_id)
+    engine.wait_line(r"Engine listening", 20)
+    port = stack.engine_ports[cp_id]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # no Monitor yet: it is served
         sock.sendall(b"\xff\x00garbage" + p.encode(p.frame("HEALTH", "1"))[:-1] + b"\x00")
         assert bytes([p.NACK]) in _read_until(sock, bytes([p.NACK]))
     assert engine.alive()
-    stack.wait_state(cp_id, "ACTIVADO", 10)
+    stack.start_monitor(cp_id)
+    stack.wait_state(cp_id, "ACTIVADO", 15)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # the Monitor is live: refused
+        sock.sendall(p.control(p.ENQ) + b"garbage")
+        assert _read_until(sock, bytes([p.EOT])).endswith(bytes([p.EOT]))
+    assert engine.alive()
+    assert stack.cp(cp_id)["state"] == "ACTIVADO"
