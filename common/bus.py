@@ -49,6 +49,12 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     )
 
 
+def make_consumer(bootstrap: str, **settings) -> KafkaConsumer:
+    """A consumer that reconnects within a second when the broker comes back."""
+    return KafkaConsumer(bootstrap_servers=bootstrap, reconnect_backoff_max_ms=1_000, metadata_max_age_ms=2_000,
+                         **settings)
+
+
 def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
     """Create topics (name -> partitions) that do not exist yet."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
@@ -141,9 +147,8 @@ class ZoneClient:
         if self._producer is None:
             self._producer = make_producer(self.bootstrap)
         if self._reply_consumer is None:
-            self._reply_consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                                 enable_auto_commit=False, request_timeout_ms=11_000,
-                                                 metadata_max_age_ms=2_000)
+            self._reply_consumer = make_consumer(self.bootstrap, group_id=None, enable_auto_commit=False,
+                                                 request_timeout_ms=11_000)
         self._negotiate()
 
     def _negotiate(self) -> None:
@@ -182,9 +187,8 @@ class ZoneClient:
 
     def _handshake(self, assigned: m.ChannelAssigned) -> bool:
         if self._resp_consumer is None:
-            self._resp_consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                                enable_auto_commit=False, request_timeout_ms=11_000,
-                                                metadata_max_age_ms=2_000)
+            self._resp_consumer = make_consumer(self.bootstrap, group_id=None, enable_auto_commit=False,
+                                                request_timeout_ms=11_000)
         topic = m.topic_resp(self.zone, assigned.channel)
         if not self._assign_to_end(self._resp_consumer, topic, assigned.partition):
             return False
@@ -273,8 +277,7 @@ class StatusReader:
 
     def __init__(self, bootstrap: str, zone: str):
         self.topic = m.topic_status(zone)
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                      metadata_max_age_ms=2_000)
+        self.consumer = make_consumer(bootstrap, group_id=None, enable_auto_commit=False)
         self._assigned = False
 
     def poll(self, timeout_ms: int = 200) -> list[m.Envelope]:

@@ -31,6 +31,12 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def quiet_kafka_client(record: logging.LogRecord) -> bool:
+    """Keep kafka-python's connection chatter (dozens of lines a second while a broker is away) off the
+    console; the JSON log file still has it, and our own code says once what is happening."""
+    return not record.name.startswith("kafka") or record.levelno >= logging.CRITICAL
+
+
 def setup_logging(component: str, level: str = "INFO", log_dir: Optional[Path] = None) -> None:
     """Log to stderr and to var/log/<component>.jsonl."""
     root = logging.getLogger()
@@ -39,6 +45,7 @@ def setup_logging(component: str, level: str = "INFO", log_dir: Optional[Path] =
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter(f"%(asctime)s {component} %(levelname)s %(name)s: %(message)s"))
+    console.addFilter(quiet_kafka_client)
     root.addHandler(console)
     folder = log_dir or var_dir() / "log"
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional
 
-from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from common import messages as m
-from common.bus import ensure_topics, make_producer, zone_topic_partitions
+from common.bus import ensure_topics, make_consumer, make_producer, zone_topic_partitions
 from common.reliable import Outbox
 
 logger = logging.getLogger(__name__)
@@ -147,10 +146,13 @@ class CentralBus:
             consumer = None
             try:
                 # "latest": a new group does not replay history; clients re-send what was not answered
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
+                consumer = make_consumer(self.bootstrap, group_id=self.group,
                                          auto_offset_reset="latest", enable_auto_commit=True,
-                                         auto_commit_interval_ms=1000, metadata_max_age_ms=3000,
-                                         session_timeout_ms=6000, heartbeat_interval_ms=1000)
+                                         auto_commit_interval_ms=1000,
+                                         session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                                         # also the rebalance timeout: after a broker restart the group
+                                         # waits at most this long for members that are gone
+                                         max_poll_interval_ms=10000)
                 consumer.subscribe(pattern=m.CENTRAL_TOPIC_PATTERN)
                 while not self._stop.is_set():
                     for records in consumer.poll(timeout_ms=200).values():
