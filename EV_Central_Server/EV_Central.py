@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     service = CentralService(repo, bus, auth_timeout_s=args.auth_timeout, on_change=status_due.set,
                              journal=BackgroundJournal(db))
     service.load()
-    bus.start(service.zones(), KafkaRouter(service, bus))
+    bus.start(service.zones(), KafkaRouter(service, bus, ThreadPoolExecutor(2, thread_name_prefix="accounts")))
 
     monitor_server = MonitorServer(service, args.listen_host, args.listen_port)
     start_thread(monitor_server.run_forever, "monitor-server")

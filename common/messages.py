@@ -370,28 +370,31 @@ class CpStatus(Message):
 # ---------------------------------------------------------------- driver accounts and history
 @dataclass
 class RegisterDriver(Message):
-    """A new driver account (the password is stored only as a slow salted hash)."""
+    """A new driver account (the password is stored only as a slow salted hash; never printed)."""
 
     driver_id: str
-    password: str
+    password: str = field(repr=False)
+    request_id: Optional[str] = None
 
 
 @dataclass
 class LoginDriver(Message):
-    """A driver logs in from the web app."""
+    """A driver logs in from the web app (the password is never printed)."""
 
     driver_id: str
-    password: str
+    password: str = field(repr=False)
+    request_id: Optional[str] = None
 
 
 @dataclass
 class AccountResult(Message):
-    """CENTRAL's answer to RegisterDriver / LoginDriver."""
+    """CENTRAL's answer to RegisterDriver / LoginDriver, naming the request it answers."""
 
     driver_id: str
     ok: bool
     code: str
     message: str
+    request_id: Optional[str] = None
 
 
 @dataclass

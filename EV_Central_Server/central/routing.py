@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Callable, Optional
 
 from common import messages as m
 from EV_Central_Server.central.service import ANON_PREFIX, CentralService
@@ -28,11 +29,19 @@ def sender_kind(env: m.Envelope, engine_ids: set[str]) -> str:
     return "engine" if env.sender in engine_ids else "driver"
 
 
+class _Inline:
+    """Runs submitted work at once (tests); production passes a small thread pool."""
+
+    def submit(self, work: Callable[[], None]) -> None:
+        work()
+
+
 class KafkaRouter:
     """Turns decoded envelopes into service calls; unknown types get a readable Error reply."""
 
-    def __init__(self, service: CentralService, bus: CentralBus):
+    def __init__(self, service: CentralService, bus: CentralBus, accounts: Optional[Executor] = None):
         self.service, self.bus = service, bus
+        self.accounts = accounts or _Inline()
         self.handlers: dict[type, Callable[[str, m.Envelope], None]] = {
             m.Hello: self.on_hello,
             m.RequestSupply: self.on_request,
@@ -42,14 +51,28 @@ class KafkaRouter:
             m.StopSupply: lambda kind, env: self.service.driver_stop(env.sender, env.message),
             m.AckTicket: lambda kind, env: self.service.ack_ticket(env.sender, env.message),
             m.Ack: lambda kind, env: self.bus.outbox.ack(env.message.ref),
-            m.RegisterDriver: lambda kind, env: self.reply(kind, env, self.service.register_driver(env.sender, env.message)),
-            m.LoginDriver: lambda kind, env: self.reply(kind, env, self.service.login_driver(env.sender, env.message)),
+            m.RegisterDriver: self.on_account,
+            m.LoginDriver: self.on_account,
             m.QueryHistory: self.on_history,
         }
 
     def reply(self, kind: str, env: m.Envelope, answer: m.Message) -> None:
         """Answer the sender of a message."""
         self.bus.to_client(kind, env.sender, answer)
+
+    def on_account(self, kind: str, env: m.Envelope) -> None:
+        """Register or log in, in the accounts pool: a slow password hash never holds up supplies."""
+        def answer():
+            msg = env.message
+            handle = self.service.register_driver if isinstance(msg, m.RegisterDriver) else self.service.login_driver
+            try:
+                result = handle(env.sender, msg)
+            except Exception:
+                logger.exception("account operation for %s failed", msg.driver_id)
+                result = m.AccountResult(msg.driver_id, False, "INTERNAL", "No se pudo completar; inténtalo de nuevo")
+            result.request_id = msg.request_id
+            self.reply(kind, env, result)
+        self.accounts.submit(answer)
 
     def on_history(self, kind: str, env: m.Envelope) -> None:
         """A driver's history, only for itself."""

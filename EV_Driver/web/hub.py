@@ -189,7 +189,7 @@ class DriverRuntime:
 
 @dataclasses.dataclass
 class _Waiter:
-    driver_id: str
+    request_id: str
     event: threading.Event = dataclasses.field(default_factory=threading.Event)
     result: Optional[m.AccountResult] = None
 
@@ -240,11 +240,11 @@ class DriverHub:
     # ---- accounts ----
     def register(self, driver_id: str, password: str) -> m.AccountResult:
         """Create a driver account at CENTRAL; waits for its answer (bounded)."""
-        return self._account(m.RegisterDriver(driver_id, password))
+        return self._account(m.RegisterDriver(driver_id, password, m.new_id()))
 
     def login(self, driver_id: str, password: str) -> m.AccountResult:
         """Check a driver's password at CENTRAL; waits for its answer (bounded)."""
-        return self._account(m.LoginDriver(driver_id, password))
+        return self._account(m.LoginDriver(driver_id, password, m.new_id()))
 
     def _account(self, message) -> m.AccountResult:
         client = self.home.client
@@ -254,7 +254,7 @@ class DriverHub:
             time.sleep(0.1)
         if not client.connected:
             return unavailable
-        waiter = _Waiter(message.driver_id)
+        waiter = _Waiter(message.request_id)
         with self._lock:
             self._waiters.append(waiter)
         try:
@@ -270,7 +270,8 @@ class DriverHub:
         if not isinstance(message, m.AccountResult):
             return
         with self._lock:
-            for waiter in self._waiters:
-                if waiter.driver_id == message.driver_id and waiter.result is None:
+            for waiter in self._waiters:  # exactly the request it answers: never another person's login
+                if message.request_id is not None and waiter.request_id == message.request_id:
                     waiter.result = message
                     waiter.event.set()
+                    return

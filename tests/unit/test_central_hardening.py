@@ -89,3 +89,17 @@ def test_the_engine_is_told_its_out_of_service_reasons_on_change_and_after_hello
     net.service.hello("engine", "CP1", m.Hello("CP1", "engine"))
     net.service.resume_cp("CP1")
     assert [s.out_of_service for s in net.outlet.messages(m.CpStatus, "engine", "CP1")] == [["OPERATOR"], ["OPERATOR"], []]
+
+
+def test_passwords_never_show_in_a_message_repr():
+    assert "s3cret" not in repr(m.LoginDriver("alice", "s3cret", "r1"))
+    assert "s3cret" not in repr(m.RegisterDriver("alice", "s3cret", "r1"))
+
+
+def test_an_account_answer_names_the_request_it_answers(net):
+    bus = _Bus()
+    router = KafkaRouter(net.service, bus)
+    router("channel", "default", m.Envelope("e1", T0.isoformat(), "web", m.RegisterDriver("carol", "good password", "req-A")))
+    router("channel", "default", m.Envelope("e2", T0.isoformat(), "web", m.LoginDriver("carol", "wrong password", "req-B")))
+    answers = [msg for _, _, msg in bus.sent if isinstance(msg, m.AccountResult)]
+    assert [(a.request_id, a.ok) for a in answers] == [("req-A", True), ("req-B", False)]

@@ -72,13 +72,15 @@ class FakeCentral:
     def answer(self, sender, message):
         if isinstance(message, m.RegisterDriver):
             if message.driver_id in self.accounts:
-                return [m.AccountResult(message.driver_id, False, "DRIVER_EXISTS", "Ese conductor ya existe")]
+                return [m.AccountResult(message.driver_id, False, "DRIVER_EXISTS", "Ese conductor ya existe",
+                                        message.request_id)]
             self.accounts[message.driver_id] = message.password
-            return [m.AccountResult(message.driver_id, True, "OK", "Cuenta creada")]
+            return [m.AccountResult(message.driver_id, True, "OK", "Cuenta creada", message.request_id)]
         if isinstance(message, m.LoginDriver):
             ok = self.accounts.get(message.driver_id) == message.password
             return [m.AccountResult(message.driver_id, ok, "OK" if ok else "BAD_CREDENTIALS",
-                                    "Sesión iniciada" if ok else "Conductor o contraseña incorrectos")]
+                                    "Sesión iniciada" if ok else "Conductor o contraseña incorrectos",
+                                    message.request_id)]
         if isinstance(message, m.QueryHistory):
             last = self.tickets.get(sender)
             return [m.SupplyHistory(sender, [], None if last is None else dataclasses.asdict(last))]
