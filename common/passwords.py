@@ -18,10 +18,18 @@ def hash_secret(secret: str) -> str:
                      base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
 
 
+_DUMMY = None
+
+
 def verify_secret(secret: str, stored: str | None) -> bool:
-    """Whether a secret matches its stored hash (constant-time; False for a missing or bad hash)."""
+    """Whether a secret matches its stored hash (constant-time; a missing hash costs the same time)."""
+    global _DUMMY
+    if not stored:
+        _DUMMY = _DUMMY or hash_secret("no such account")
+        verify_secret(secret, _DUMMY)  # as slow as a real check: timing does not tell which ids exist
+        return False
     try:
-        scheme, n, r, p, salt, digest = (stored or "").split("$")
+        scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)

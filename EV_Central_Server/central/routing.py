@@ -98,7 +98,11 @@ class KafkaRouter:
             logger.warning("type %s is not handled by CENTRAL (from %s)", env.message.type_name(), env.sender)
             self.bus.to_client(kind, env.sender, m.Error("NOT_HANDLED", f"type {env.message.type_name()} not handled here", env.id))
             return
-        handler(kind, env)
+        try:
+            handler(kind, env)
+        except m.MessageError as exc:  # refused for good: say why, and stop the sender re-sending it forever
+            logger.warning("refused %s from %s: %s", env.message.type_name(), env.sender, exc)
+            self.bus.to_client(kind, env.sender, m.Error(exc.code, str(exc), env.id))
         if env.message.RELIABLE:
             self.bus.to_client(kind, env.sender, m.Ack(env.id))
 
@@ -107,6 +111,9 @@ class KafkaRouter:
         msg = env.message
         if not isinstance(msg, m.SelectChannel) or msg.kind not in ("driver", "engine") or msg.client_id != env.sender:
             logger.warning("ignored %s on %s select topic", msg.type_name(), zone)
+            return
+        if zone not in self.service.zones():  # topics only for zones that have CPs (or the default one)
+            logger.warning("ignored a channel request for unknown zone %s from %s", zone, env.sender)
             return
         self.bus.ensure_zone(zone)
         self.bus.answer_select(zone, self.bus.assign(zone, msg))

@@ -28,6 +28,7 @@ COMPONENT = "EV_Central"
 ANON_PREFIX = "ANON-"
 DRIVER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 STALE_REQUEST_S = 30.0
+REPORTS_GRACE_S = 30.0  # how long engines get to deliver buffered reports (after a restart, after a Hello)
 
 
 class Outlet(Protocol):
@@ -162,6 +163,8 @@ class CentralService:
         self._lock = threading.RLock()
         self.version = 0
         self._version_cond = threading.Condition()
+        self._reports_grace_until = 0.0
+        self._orphans: dict[str, float] = {}  # supply id -> when to close it if its engine still does not know it
 
     # ------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -178,6 +181,7 @@ class CentralService:
                 if cp:
                     cp.supply = supply
             self.unacked = {row["ticket_id"]: ticket_message(row) for row in self.repo.unacked_tickets()}
+            self._reports_grace_until = time.monotonic() + REPORTS_GRACE_S
         logger.info("loaded %d CPs, %d open supplies, %d unacknowledged tickets",
                     len(self.cps), len(self.supplies), len(self.unacked))
         self._changed()
@@ -237,8 +241,8 @@ class CentralService:
             cp.link_up = True
             if engine_changed:
                 cp.engine_ok = engine_ok
-                self.repo.save_cp_flags(cp_id, list(cp.out_of_service), engine_ok)
                 self._on_engine_change(cp)
+                self._save_flags(cp)
             if relinked or engine_changed:
                 self._changed()
 
@@ -392,8 +396,9 @@ class CentralService:
                 return
             try:
                 energy = max(d.reported_energy(msg.energy_kwh), supply.energy_kwh)
-            except ValueError as exc:
-                raise m.InvalidPayload(f"final record: {exc}") from None
+            except ValueError as exc:  # close with the figures CENTRAL saw, so the supply never hangs open
+                self.security_event("bad_final_record", msg.cp_id, f"supply {msg.supply_id}: {exc}")
+                energy = supply.energy_kwh
             reason = msg.reason if msg.reason in m.END_REASONS else "UNPLUGGED"  # never block the ticket on it
             started = _parse_ts(msg.started_at) or supply.started_at
             ended = _parse_ts(msg.ended_at) or self.clock()
@@ -474,12 +479,19 @@ class CentralService:
                     self.outlet.to_client_reliable("engine", client_id, m.AuthorizeSupply(
                         supply.supply_id, supply.cp_id, supply.driver_id, d.plain(supply.price_eur_kwh),
                         _iso(supply.expires_at)))
+                elif supply and supply.phase is d.Phase.CHARGING and msg.supply_id != supply.supply_id:
+                    # its final record may still be on its way; if not, close with what we know
+                    self._orphans.setdefault(supply.supply_id, time.monotonic() + REPORTS_GRACE_S)
+                elif supply:
+                    self._orphans.pop(supply.supply_id, None)
 
     # ------------------------------------------------------------ driver accounts (Kafka)
     def register_driver(self, sender: str, msg: m.RegisterDriver) -> m.AccountResult:
         """Create a driver account; the password is stored only as a slow salted hash."""
         if not DRIVER_ID.match(msg.driver_id):
             return m.AccountResult(msg.driver_id, False, "BAD_DRIVER_ID", "Identificador no válido (letras, números, . _ - @)")
+        if msg.driver_id in self.cps or msg.driver_id.startswith(ANON_PREFIX):
+            return m.AccountResult(msg.driver_id, False, "DRIVER_EXISTS", "Ese identificador no está disponible")
         if len(msg.password) < passwords.MIN_PASSWORD_LENGTH:
             return m.AccountResult(msg.driver_id, False, "WEAK_PASSWORD",
                                    f"La contraseña necesita al menos {passwords.MIN_PASSWORD_LENGTH} caracteres")
@@ -538,12 +550,24 @@ class CentralService:
 
     # ------------------------------------------------------------ timers
     def expire_authorizations(self) -> None:
-        """Authorizations not plugged in time expire and free the CP (ticket AUTH_EXPIRED)."""
-        now = self.clock()
+        """Authorizations not plugged in time expire and free the CP (ticket AUTH_EXPIRED); a supply its
+        engine no longer knows is closed with the last figures once the engine had time to report it."""
+        now, mono = self.clock(), time.monotonic()
         with self._lock:
+            if mono < self._reports_grace_until:  # after a restart, engines first deliver what they buffered
+                return
             for supply in list(self.supplies.values()):
                 if supply.phase is d.Phase.AUTHORIZED and supply.expires_at <= now:
                     self._cancel(supply, "AUTH_EXPIRED")
+            for supply_id, deadline in list(self._orphans.items()):
+                supply = self.supplies.get(supply_id)
+                if supply is None:
+                    del self._orphans[supply_id]
+                elif mono >= deadline:
+                    del self._orphans[supply_id]
+                    self._note("error", f"Suministro {supply_id} en {supply.cp_id} cerrado con las últimas cifras: "
+                                        "el punto de carga ya no lo conoce")
+                    self._finish(supply, now, supply.started_at, supply.energy_kwh, "ENGINE_LOST")
 
     def live_figures(self) -> list[tuple[Decimal, Decimal, str]]:
         """(energy, amount, supply_id) of every charging supply, for batch persistence."""
@@ -560,9 +584,9 @@ class CentralService:
         """Operator resume: clears only the operator reason."""
         self._set_reason(cp_id, d.OutOfService.OPERATOR.value, False, actor, None)
 
-    def engine_ids(self) -> set[str]:
-        """CP ids, which are also their engines' Kafka client ids."""
-        return set(self.cps)
+    def engine_ids(self):
+        """CP ids, which are also their engines' Kafka client ids (a live view: no copy per message)."""
+        return self.cps.keys()
 
     def cp_ids(self) -> list[str]:
         """Every known CP id."""
@@ -607,8 +631,8 @@ class CentralService:
             self.outlet.to_client_reliable("engine", supply.cp_id, m.StopSupply(supply.supply_id, reason))
 
     def _cancel(self, supply: SupplyView, reason: str) -> None:
+        self._finish(supply, self.clock(), None, Decimal("0"), reason)  # stored first, then the engine is told
         self.outlet.to_client_reliable("engine", supply.cp_id, m.CancelAuthorization(supply.supply_id, reason))
-        self._finish(supply, self.clock(), None, Decimal("0"), reason)
 
     # ------------------------------------------------------------ weather (SPEC §10; rules in central/weather.py)
     def set_temperatures(self, values: dict[tuple[str, str], float]) -> None:
@@ -694,6 +718,13 @@ class CentralService:
             self.journal.app_message(COMPONENT, level, text)
         except Exception:
             logger.exception("could not store app message")
+
+    def _save_flags(self, cp: CpView) -> None:
+        """Persist engine health (best effort: the live view already changed and is re-saved on the next change)."""
+        try:
+            self.repo.save_cp_flags(cp.cp_id, list(cp.out_of_service), cp.engine_ok)
+        except Exception:
+            logger.exception("could not save the state of %s", cp.cp_id)
 
     def _tell_engine(self, cp: CpView) -> None:
         state = cp.state

@@ -47,14 +47,23 @@ def test_the_router_drops_engine_reports_whose_sender_is_not_the_cp(net):
 
 
 @pytest.mark.parametrize("kwh", ["99999999999", "-1", "NaN", "Infinity", "abc"])
-def test_absurd_figures_are_invalid_payloads(net, kwh):
+def test_absurd_figures_are_refused_and_the_supply_closes_with_what_central_saw(net, kwh):
     supply_id = net.charging("alice", "CP1")
+    net.service.telemetry(m.Telemetry(supply_id, "CP1", "22", "2.5", "0", 1))
     with pytest.raises(m.InvalidPayload):
-        net.service.telemetry(m.Telemetry(supply_id, "CP1", "22", kwh, "0", 1))
-    with pytest.raises(m.InvalidPayload):
-        net.service.supply_finished(m.SupplyFinished(supply_id, "CP1", None, T0.isoformat(), kwh, "0", "UNPLUGGED"))
-    net.finished(supply_id, kwh="2.5")
+        net.service.telemetry(m.Telemetry(supply_id, "CP1", "22", kwh, "0", 2))
+    net.service.supply_finished(m.SupplyFinished(supply_id, "CP1", None, T0.isoformat(), kwh, "0", "UNPLUGGED"))
     assert [t.energy_kwh for t in net.tickets()] == ["2.500"]
+    assert any(a["action"] == "bad_final_record" for a in net.repo.audit_log)
+
+
+def test_a_refused_reliable_message_is_acknowledged_with_an_error(net):
+    supply_id = net.charging("alice", "CP1")
+    bus = _Bus()
+    router = KafkaRouter(net.service, bus)
+    router("channel", "default", m.Envelope("e9", T0.isoformat(), "CP2", m.SupplyStarted(supply_id, "CP2", None)))
+    sent = [msg for _, _, msg in bus.sent]
+    assert any(isinstance(x, m.Error) for x in sent) and any(isinstance(x, m.Ack) and x.ref == "e9" for x in sent)
 
 
 def test_an_end_before_the_start_is_clamped_to_the_start(net):
@@ -103,3 +112,37 @@ def test_an_account_answer_names_the_request_it_answers(net):
     router("channel", "default", m.Envelope("e2", T0.isoformat(), "web", m.LoginDriver("carol", "wrong password", "req-B")))
     answers = [msg for _, _, msg in bus.sent if isinstance(msg, m.AccountResult)]
     assert [(a.request_id, a.ok) for a in answers] == [("req-A", True), ("req-B", False)]
+
+
+def test_after_a_restart_expiry_waits_for_the_engines_buffered_reports(monkeypatch):
+    first = Net(monkeypatch)
+    supply_id = first.authorize("alice", "CP1").supply_id
+    restarted = Net(monkeypatch)
+    restarted.repo, restarted.clock = first.repo, first.clock  # the same database and time
+    restarted.service = type(first.service)(first.repo, restarted.outlet, clock=first.clock, auth_timeout_s=60)
+    restarted.service.load()
+    first.clock.advance(61)  # past expires_at, but within the grace after the restart
+    restarted.service.expire_authorizations()
+    restarted.service.supply_started(m.SupplyStarted(supply_id, "CP1", T0.isoformat()))
+    assert restarted.service.get("CP1")["supply"]["phase"] == "CHARGING"
+    first.clock.advance(31)
+    restarted.service.expire_authorizations()
+    assert restarted.service.get("CP1")["supply"]["phase"] == "CHARGING"  # plugged: never expires
+
+
+def test_a_charging_supply_its_engine_forgot_is_closed_with_the_last_figures(net):
+    supply_id = net.charging("alice", "CP1")
+    net.service.telemetry(m.Telemetry(supply_id, "CP1", "22", "4.2", "0", 1))
+    net.service.hello("engine", "CP1", m.Hello("CP1", "engine", None))
+    net.clock.advance(29)
+    net.service.expire_authorizations()
+    assert not net.tickets()
+    net.clock.advance(2)
+    net.service.expire_authorizations()
+    (ticket,) = net.tickets()
+    assert (ticket.energy_kwh, ticket.reason) == ("4.200", "ENGINE_LOST")
+
+
+def test_a_driver_may_not_take_a_cp_id(net):
+    result = net.service.register_driver("CP1", m.RegisterDriver("CP1", "long enough"))
+    assert not result.ok

@@ -60,6 +60,9 @@ class SpyService:
     def engine_ids(self) -> set[str]:
         return self.engines
 
+    def zones(self) -> set[str]:
+        return {"default", "norte"}
+
     def __getattr__(self, name):
         def record(*args):
             self.calls.append((name, *args))
@@ -153,6 +156,12 @@ def test_router_keeps_serving_after_an_unhandled_type(spy):
 
 
 # ---------------------------------------------------------------- channel selection
+def test_select_for_a_zone_without_cps_creates_nothing(spy):
+    _, bus, router = spy
+    router("select", "made-up", env(m.SelectChannel("mallory", "driver"), "mallory"))
+    assert bus.zones == [] and bus.answered == []
+
+
 def test_select_assigns_and_answers(spy):
     _, bus, router = spy
     router("select", "norte", env(m.SelectChannel("alice", "driver"), "alice"))
