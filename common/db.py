@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,8 @@ from common.config import ROOT, host_port, secret_from
 
 logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = ROOT / "sql"
-MIGRATION_LOCK = 727_001  # advisory lock id: one migrator at a time
+MIGRATION_LOCK = 727_001
+POOL_WAIT_S = 10.0  # advisory lock id: one migrator at a time
 
 
 def dsn_from(db_arg: Optional[str]) -> dict:
@@ -40,6 +42,7 @@ class Database:
     def __init__(self, dsn: dict, minconn: int = 1, maxconn: int = 8):
         self.dsn = dsn
         self._pool = psycopg2.pool.ThreadedConnectionPool(minconn, maxconn, **dsn)
+        self._slots = threading.BoundedSemaphore(maxconn)  # wait for a free connection instead of PoolError
 
     @classmethod
     def connect(cls, dsn: dict, attempts: int = 30, delay_s: float = 1.0) -> "Database":
@@ -58,17 +61,22 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[psycopg2.extras.RealDictCursor]:
         """A cursor inside one short transaction: committed on success, rolled back on error."""
-        conn = self._pool.getconn()
-        broken = False
+        if not self._slots.acquire(timeout=POOL_WAIT_S):
+            raise psycopg2.OperationalError(f"no database connection free within {POOL_WAIT_S} s")
         try:
-            with conn:
-                with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                    yield cur
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            broken = True
-            raise
+            conn = self._pool.getconn()
+            broken = False
+            try:
+                with conn:
+                    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                        yield cur
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                broken = True
+                raise
+            finally:
+                self._pool.putconn(conn, close=broken or conn.closed != 0)
         finally:
-            self._pool.putconn(conn, close=broken or conn.closed != 0)
+            self._slots.release()
 
     def close(self) -> None:
         """Close every pooled connection."""

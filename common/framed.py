@@ -33,6 +33,7 @@ class FramedConnection:
         self.frames: "queue.Queue[Optional[p.Frame]]" = queue.Queue()
         self._acks: "queue.Queue[int]" = queue.Queue()
         self._send_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self.closed = threading.Event()
         self.enq_received = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name=f"framed-{peer}", daemon=True)
@@ -86,7 +87,8 @@ class FramedConnection:
         if self.closed.is_set():
             raise LinkClosed(self.peer)
         try:
-            self.sock.sendall(data)
+            with self._write_lock:  # the reader thread writes ACKs while an owner writes frames
+                self.sock.sendall(data)
         except OSError as exc:
             self._mark_closed()
             raise LinkClosed(f"{self.peer}: {exc}") from exc
@@ -149,7 +151,7 @@ class FramedConnection:
                 continue
             reply = p.reply_for(item)
             if isinstance(item, p.BadFrame):
-                logger.warning("bad frame from %s (%s): %r", self.peer, item.error.code, item.raw[:64])
+                logger.warning("bad frame from %s: %s", self.peer, p.describe(item))
             self._write(reply)
             if isinstance(item, p.Frame):
                 self.frames.put(item)

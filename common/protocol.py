@@ -268,6 +268,14 @@ class FrameReader:
         return self.next_item()
 
 
+def describe(bad: BadFrame) -> str:
+    """A loggable summary of a bad frame: its error, length and opcode guess, never its fields
+    (an AUTH frame with a bad checksum would otherwise put a CP's secret in a log)."""
+    head = bad.raw[1:17].split(FIELD_SEPARATOR.encode(), 1)[0] if bad.raw[:1] == bytes([STX]) else b""
+    opcode = head.decode("ascii", "replace") if head.isalnum() else "?"
+    return f"{bad.error.code} ({len(bad.raw)} bytes, opcode {opcode})"
+
+
 def reply_for(item: Item) -> bytes | None:
     """The byte the receiver answers: ACK for a frame, NACK for a bad one, nothing for control bytes."""
     if isinstance(item, Frame):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Optional
 
 from common import messages as m
 
@@ -39,9 +40,10 @@ class Pending:
 class Outbox:
     """Reliable messages re-sent until acknowledged; thread-safe."""
 
-    def __init__(self, resend_s: float = 2.0):
-        self.resend_s = resend_s
+    def __init__(self, resend_s: float = 2.0, max_sends: Optional[int] = None):
+        self.resend_s, self.max_sends = resend_s, max_sends
         self._pending: OrderedDict[str, Pending] = OrderedDict()
+        self._sends: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def add(self, message: m.Message, target: str = "") -> str:
@@ -51,9 +53,19 @@ class Outbox:
             self._pending[msg_id] = Pending(msg_id, message, target, 0.0)
         return msg_id
 
+    def discard(self, keep_unless) -> int:
+        """Drop pending messages for which keep_unless(message) is true (no longer needed); returns how many."""
+        with self._lock:
+            gone = [msg_id for msg_id, p in self._pending.items() if keep_unless(p.message)]
+            for msg_id in gone:
+                del self._pending[msg_id]
+                self._sends.pop(msg_id, None)
+        return len(gone)
+
     def ack(self, ref: str) -> bool:
         """Drop an acknowledged message."""
         with self._lock:
+            self._sends.pop(ref, None)
             return self._pending.pop(ref, None) is not None
 
     def due(self, now: float) -> list[Pending]:
@@ -62,6 +74,12 @@ class Outbox:
             ready = [p for p in self._pending.values() if p.next_send <= now]
             for p in ready:
                 p.next_send = now + self.resend_s
+                if self.max_sends is not None:  # a receiver that never answers is given up on, not retried forever
+                    self._sends[p.msg_id] = sent = self._sends.get(p.msg_id, 0) + 1
+                    if sent > self.max_sends:
+                        del self._pending[p.msg_id]
+                        del self._sends[p.msg_id]
+            ready = [p for p in ready if p.msg_id in self._pending]
         return ready
 
     def retry_now(self) -> None:

@@ -44,7 +44,7 @@ class CentralBus:
 
     def __init__(self, bootstrap: str, repo, lease_s: int = 600, resend_s: float = 2.0, group: str = "evc-central"):
         self.bootstrap, self.repo, self.lease_s, self.group = bootstrap, repo, lease_s, group
-        self.outbox = Outbox(resend_s)
+        self.outbox = Outbox(resend_s, max_sends=300)  # ~10 minutes of re-sends to a client that never answers
         self.leases: dict[tuple[str, str], Lease] = {}
         self.zones_ready: set[str] = set()
         self.handler: Callable[[str, str, m.Envelope], None] = lambda kind, zone, env: None
@@ -107,6 +107,11 @@ class CentralBus:
         """Queue a message re-sent until the client acknowledges it."""
         msg_id = self.outbox.add(message, f"{kind}:{client_id}")
         self.to_client(kind, client_id, message, msg_id)
+
+    def forget_supply(self, supply_id: str) -> None:
+        """A finished supply needs no more authorizations or stop commands re-sent."""
+        self.outbox.discard(lambda msg: isinstance(msg, (m.AuthorizeSupply, m.StopSupply))
+                            and msg.supply_id == supply_id)
 
     def publish_status(self, cps: list[dict]) -> None:
         """Network status on every ready zone's status topic."""

@@ -75,9 +75,11 @@ class MonitorServer:
         except (ConnectionError, OSError) as exc:
             why = str(exc) or type(exc).__name__
         finally:
-            if conn.cp_id:
-                self.service.monitor_lost(conn.cp_id, conn, why)
-            writer.close()
+            try:
+                if conn.cp_id:
+                    self.service.monitor_lost(conn.cp_id, conn, why)
+            finally:
+                writer.close()
 
     async def _handle_items(self, conn: MonitorConnection, frames: p.FrameReader) -> bool:
         for item in frames:
@@ -89,7 +91,7 @@ class MonitorServer:
                 continue
             conn.write(p.reply_for(item))
             if isinstance(item, p.BadFrame):
-                logger.warning("NACK to %s: %s %r", conn.peer, item.error.code, item.raw[:48])
+                logger.warning("NACK to %s: %s", conn.peer, p.describe(item))
                 continue
             try:
                 await self._dispatch(conn, item)

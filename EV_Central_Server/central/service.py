@@ -37,6 +37,7 @@ class Outlet(Protocol):
     def to_client(self, kind: str, client_id: str, message: m.Message) -> None: ...
     def to_client_reliable(self, kind: str, client_id: str, message: m.Message) -> None: ...
     def publish_status(self, cps: list[dict]) -> None: ...
+    def forget_supply(self, supply_id: str) -> None: ...
 
 
 class Denied(Exception):
@@ -417,6 +418,7 @@ class CentralService:
             "amount_eur": amount, "reason": reason})
         supply.phase = finished  # only once the ticket is stored: a failed write leaves the supply open
         self.supplies.pop(supply.supply_id, None)
+        self.outlet.forget_supply(supply.supply_id)
         cp = self.cps.get(supply.cp_id)
         if cp is not None and cp.supply is supply:
             cp.supply = None

@@ -239,6 +239,7 @@ class RecordingOutlet:
     def __init__(self):
         self.sent: list[Sent] = []
         self.statuses: list[list[dict]] = []
+        self.forgotten: list[str] = []
 
     def to_client(self, kind: str, client_id: str, message: m.Message) -> None:
         self.sent.append(Sent("to_client", kind, client_id, message))
@@ -248,6 +249,9 @@ class RecordingOutlet:
 
     def publish_status(self, cps: list[dict]) -> None:
         self.statuses.append(cps)
+
+    def forget_supply(self, supply_id: str) -> None:
+        self.forgotten.append(supply_id)
 
     def of(self, message_type: type, kind: Optional[str] = None, client_id: Optional[str] = None) -> list[Sent]:
         """Calls that sent a message of one type (optionally to one kind / client)."""

@@ -146,3 +146,19 @@ def test_a_charging_supply_its_engine_forgot_is_closed_with_the_last_figures(net
 def test_a_driver_may_not_take_a_cp_id(net):
     result = net.service.register_driver("CP1", m.RegisterDriver("CP1", "long enough"))
     assert not result.ok
+
+
+def test_a_finished_supply_is_forgotten_by_the_outbox(net):
+    supply_id = net.charging("alice", "CP1")
+    net.finished(supply_id)
+    assert net.outlet.forgotten == [supply_id]
+
+
+def test_a_bad_frame_is_logged_without_its_fields():
+    from common import protocol as p
+    raw = p.encode(p.frame("AUTH", "ALC1", "the-secret"))[:-1] + b"\x00"
+    reader = p.FrameReader()
+    reader.feed(raw)
+    (bad,) = list(reader)
+    text = p.describe(bad)
+    assert "the-secret" not in text and "AUTH" in text and "BAD_LRC" in text

@@ -137,3 +137,18 @@ def test_seeing_a_duplicate_does_not_refresh_it():
     seen.check_and_add("c")
     assert seen.check_and_add("b") is False
     assert seen.check_and_add("a") is True
+
+
+def test_discard_drops_messages_no_longer_needed():
+    box = Outbox(resend_s=2.0)
+    keep = box.add(m.CancelAuthorization("s1", "AUTH_EXPIRED"), "engine:CP1")
+    box.add(m.AuthorizeSupply("s1", "CP1", "alice", "0.3", "2030-01-01T00:00:00+00:00"), "engine:CP1")
+    assert box.discard(lambda msg: isinstance(msg, m.AuthorizeSupply)) == 1
+    assert [p.msg_id for p in box.due(0.0)] == [keep]
+
+
+def test_max_sends_gives_up_on_a_receiver_that_never_answers():
+    box = Outbox(resend_s=1.0, max_sends=3)
+    msg_id = box.add(m.StopSupply("s1", "STOPPED_BY_OPERATOR"), "engine:CP1")
+    sends = sum(1 for t in range(10) for p in box.due(float(t)) if p.msg_id == msg_id)
+    assert sends == 3 and box.pending() == []
