@@ -88,6 +88,8 @@ def main(argv=None) -> int:
                 raise ValueError(f"driver {args.driver_id} does not exist")
             print(f"password of {args.driver_id} set")
         elif args.command == "remove-cp":
+            if repo.list_supplies("active", args.cp_id, None, 1):
+                raise ValueError(f"CP {args.cp_id} has a supply in progress; stop it first")
             print("removed" if repo.delete_cp(args.cp_id) else f"CP {args.cp_id} does not exist")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

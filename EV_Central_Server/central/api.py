@@ -125,11 +125,13 @@ def changes():
 
 @bp.post("/charging_points")
 def add_cp():
-    """Register (or update) a CP: {cp_id, address, city, country?, price_eur_kwh, power_kw, zone?}."""
+    """Register a new CP: {cp_id, address, city, country?, price_eur_kwh, power_kw, zone?}; 409 if it exists."""
     body = request.get_json(silent=True)
     record, problem = validate_cp(body)
     if problem:
         return error("BAD_CP", problem, 400)
+    if _service().get(record["cp_id"]) is not None:
+        return error("CP_EXISTS", f"CP {record['cp_id']} already exists", 409)
     return jsonify(_service().add_cp(record, actor="api")), 201
 
 

@@ -117,6 +117,9 @@ def test_api_add_and_remove_cp(client):
     created = client.post("/api/charging_points", json=body)
     assert created.status_code == 201 and created.get_json()["state"] == "DESCONECTADO"
     assert client.get("/api/charging_points/MUR9").status_code == 200
+    again = client.post("/api/charging_points", json={**body, "price_eur_kwh": "9"})
+    assert again.status_code == 409 and again.get_json()["error"] == "CP_EXISTS"
+    assert client.get("/api/charging_points/MUR9").get_json()["price_eur_kwh"] == "0.39"
     assert client.delete("/api/charging_points/MUR9").get_json() == {"cp_id": "MUR9", "result": "removed"}
     assert client.delete("/api/charging_points/MUR9").status_code == 404
 
