@@ -13,7 +13,7 @@ from typing import Optional
 
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
 
-from common.web import shared_blueprint
+from common.web import cross_site_post, shared_blueprint
 from EV_Weather.office import Location, WeatherOffice
 
 bp = Blueprint("weather_office", __name__)
@@ -55,6 +55,8 @@ def remove_form():
 
 
 def _form(action) -> object:
+    if cross_site_post():
+        return jsonify({"error": "CROSS_SITE", "message": "form posts are accepted only from this page"}), 403
     try:
         notice = action(request.form.get("place", ""))
     except ValueError as exc:

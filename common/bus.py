@@ -235,14 +235,17 @@ class ZoneClient:
             return
         if isinstance(msg, (m.Welcome, m.ChannelAssigned)):
             return
-        if msg.RELIABLE:
-            self._produce(m.Ack(env.id))
-            if not self._seen.check_and_add(env.id):
-                return
+        if msg.RELIABLE and env.id in self._seen:
+            self._produce(m.Ack(env.id))  # a duplicate: handled already, acknowledge again
+            return
         try:
             self.on_message(env)
         except Exception:
             logger.exception("handler failed for %r", msg)
+            return  # not acknowledged: the sender re-sends it
+        if msg.RELIABLE:
+            self._seen.check_and_add(env.id)
+            self._produce(m.Ack(env.id))
 
     def _flush_outbox(self) -> None:
         for pending in self.outbox.due(time.monotonic()):

@@ -17,6 +17,9 @@ class SeenIds:
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._limit = limit
 
+    def __contains__(self, msg_id: str) -> bool:
+        return msg_id in self._ids
+
     def check_and_add(self, msg_id: str) -> bool:
         """True the first time an id is seen."""
         if msg_id in self._ids:

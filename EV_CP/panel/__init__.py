@@ -14,7 +14,7 @@ from typing import Optional
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 from flask_socketio import SocketIO, emit
 
-from common.web import shared_blueprint, start_push_task
+from common.web import cross_site_post, shared_blueprint, start_push_task
 from EV_CP.panel.bridge import COMMAND_KEYS
 
 socketio = SocketIO()
@@ -43,6 +43,8 @@ def state():
 @api.route("/command/<name>", methods=["POST"])
 def command(name: str):
     """A panel button: the same command path as the Engine's console keys."""
+    if cross_site_post():
+        return jsonify({"error": "CROSS_SITE", "message": "commands are accepted only from this panel"}), 403
     if not _bridge().submit(name):
         return jsonify({"error": "UNKNOWN_COMMAND",
                         "message": f"orden desconocida {name[:30]!r}; válidas: {', '.join(COMMAND_KEYS)}"}), 404

@@ -146,6 +146,7 @@ class WeatherDesk:
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.service, self.repo, self.clock, self.now = service, repo, clock, now
         self._lock = threading.Lock()
+        self._applying = threading.Lock()  # one ALERT/CLEAR/reconcile applied at a time: none undoes another
         self.latest: dict[tuple[str, str], dict] = {}  # place_key -> {city, country, temperature, observed_at}
         self.alerted: dict[tuple[str, str], dict] = {}  # place_key -> {city, country}
         self._stored_at: dict[tuple[str, str], tuple[float, Decimal]] = {}
@@ -187,29 +188,32 @@ class WeatherDesk:
                 if last is None or last[1] != obs["temperature"] or t - last[0] >= HISTORY_EVERY_S:
                     self._stored_at[key] = (t, obs["temperature"])
                     to_store.append({**obs, "observed_at": now})
-            alerted = set(self.alerted)
         self.repo.add_weather_observations(to_store)
         observed = {place_key(o["city"], o["country"]): float(o["temperature"]) for o in observations}
         self.service.set_temperatures(observed)
-        self._apply(alerted, True, ACTOR_RECONCILE)
-        self._apply(set(observed) - alerted, False, ACTOR_RECONCILE)
+        with self._applying:
+            with self._lock:
+                alerted = set(self.alerted)
+            self._apply(alerted, True, ACTOR_RECONCILE)
+            self._apply(set(observed) - alerted, False, ACTOR_RECONCILE)
         return len(to_store)
 
     # ---- alerts ----
     def alert(self, city: str, country: str, kind: str, temperature: Optional[Decimal], actor: str) -> list[str]:
         """ALERT/CLEAR for a place: set or clear WEATHER on its CPs; returns the CPs that changed."""
         key, on = place_key(city, country), kind == "ALERT"
-        with self._lock:
-            transition = (key in self.alerted) != on
-            if on:
-                self.alerted[key] = {"city": city, "country": country}
-            else:
-                self.alerted.pop(key, None)
-        if transition:
-            self.repo.add_weather_alert(city, country, kind, temperature)
-            self._audit("INCIDENT" if on else "STATUS", f"weather_{kind.lower()}", actor, True,
-                        f"{city},{country}: {temperature} °C")
-        return self._apply({key}, on, actor)
+        with self._applying:
+            with self._lock:
+                transition = (key in self.alerted) != on
+                if on:
+                    self.alerted[key] = {"city": city, "country": country}
+                else:
+                    self.alerted.pop(key, None)
+            if transition:
+                self.repo.add_weather_alert(city, country, kind, temperature)
+                self._audit("INCIDENT" if on else "STATUS", f"weather_{kind.lower()}", actor, True,
+                            f"{city},{country}: {temperature} °C")
+            return self._apply({key}, on, actor)
 
     def _apply(self, places: set[tuple[str, str]], on: bool, actor: str) -> list[str]:
         changed = []

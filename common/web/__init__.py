@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, request
 
 from common.domain import STATE_COLOURS
 
@@ -61,3 +61,12 @@ def serve(app: Flask, host: str, port: int, name: str = "web"):
 def local_url(host: str, port: int) -> str:
     """The page's address as a browser on this machine opens it (a wildcard bind is reached on 127.0.0.1)."""
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+
+
+def cross_site_post() -> bool:
+    """True for a POST another site's page made the browser send (its Origin or Referer is not this host).
+
+    Browsers always send Origin on cross-site POSTs; command-line clients send neither and are let through.
+    """
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    return bool(source) and not source.rstrip("/").startswith(request.host_url.rstrip("/"))

@@ -195,3 +195,9 @@ def test_panel_buttons_and_console_keys_do_the_same_in_the_engine_loop(tmp_path)
     engine.events.put(("cmd", "u"))  # the console key
     engine._on_event(engine.events.get_nowait())
     assert engine.core.supply is None and engine.core.last_finished.reason == "UNPLUGGED"
+
+
+def test_a_cross_site_post_cannot_press_a_panel_button(panel):
+    response = panel.client.post("/api/command/ko", headers={"Origin": "http://evil.example"})
+    assert response.status_code == 403 and response.get_json()["error"] == "CROSS_SITE" and panel.keys == []
+    assert panel.client.post("/api/command/ko", headers={"Origin": "http://localhost"}).status_code == 202

@@ -213,10 +213,12 @@ def test_office_page_and_locations_api():
     assert client.post("/api/locations", json={"city": ""}).status_code == 400
     assert [r["city"] for r in client.get("/api/locations").get_json()] == ["Lyon"]
     assert "Lyon" in client.get("/").get_data(as_text=True)
-    assert client.post("/add", data={"place": "Bilbao"}).status_code == 302
+    assert client.post("/add", data={"place": "Madrid"}, headers={"Origin": "http://evil.example"}).status_code == 403
+    same_page = {"Referer": "http://localhost/"}
+    assert client.post("/add", data={"place": "Bilbao"}, headers=same_page).status_code == 302
     assert client.delete("/api/locations/Lyon?country=FR").status_code == 200
     assert client.delete("/api/locations/Lyon?country=FR").status_code == 404
-    assert client.post("/remove", data={"place": "Bilbao"}).status_code == 302
+    assert client.post("/remove", data={"place": "Bilbao"}, headers=same_page).status_code == 302
     assert office.book.current() == []
     office.close()
 
