@@ -77,8 +77,11 @@ def register():
 
 @auth.route("/logout", methods=["POST"])
 def logout():
-    """Forget this browser's login."""
+    """Forget this browser's login and stop that driver's link to CENTRAL (it restarts on the next login)."""
+    driver_id = session.get("driver_id")
     session.clear()
+    if driver_id:
+        _hub().release(driver_id)
     return redirect(url_for("auth.login"))
 
 

@@ -221,6 +221,15 @@ class DriverHub:
         threading.Thread(target=app.run, args=(None,), name=f"driver-{driver_id}", daemon=True).start()
         return runtime
 
+    def release(self, driver_id: str) -> None:
+        """Stop a web-only driver's runtime (its Kafka link and threads) after it logged out."""
+        with self._lock:
+            runtime = self._runtimes.get(driver_id)
+            if runtime is None or runtime.app is self.home:
+                return
+            del self._runtimes[driver_id]
+        runtime.app.request_quit()
+
     def runtimes(self) -> list[DriverRuntime]:
         """Every runtime (for the push task)."""
         with self._lock:

@@ -316,3 +316,17 @@ def test_each_driver_gets_only_its_own_pushes(rig):
     assert pushed_to_alice and pushed_to_alice[-1]["last_ticket"]["ticket_id"] == "T-SECRET"
     assert "T-SECRET" not in repr(bob.get_received())
     assert room("ALICE") != room("BOB")
+
+
+def test_logout_stops_a_web_drivers_link_and_the_next_login_starts_a_new_one(rig):
+    rig.client.post("/register", data={"driver_id": "BOB", "password": PASSWORDS["BOB"]})
+    login(rig.client, "BOB")
+    first = rig.hub.runtime("BOB")
+    rig.client.post("/logout")
+    assert "BOB" not in [r.app.session.driver_id for r in rig.hub.runtimes()]
+    login(rig.client, "BOB")
+    assert rig.hub.runtime("BOB") is not first
+    rig.client.post("/logout")
+    login(rig.client, "ALICE")
+    rig.client.post("/logout")
+    assert rig.hub.runtime("ALICE").app is rig.home  # the console's own driver keeps its link
