@@ -165,6 +165,7 @@ class CentralService:
         self.version = 0
         self._version_cond = threading.Condition()
         self._reports_grace_until = 0.0
+        self._loaded: set[str] = set()  # supplies open when CENTRAL started (their engines may have news)
         self._orphans: dict[str, float] = {}  # supply id -> when to close it if its engine still does not know it
 
     # ------------------------------------------------------------ start-up
@@ -183,6 +184,7 @@ class CentralService:
                     cp.supply = supply
             self.unacked = {row["ticket_id"]: ticket_message(row) for row in self.repo.unacked_tickets()}
             self._reports_grace_until = time.monotonic() + REPORTS_GRACE_S
+            self._loaded = set(self.supplies)
         logger.info("loaded %d CPs, %d open supplies, %d unacknowledged tickets",
                     len(self.cps), len(self.supplies), len(self.unacked))
         self._changed()
@@ -556,9 +558,10 @@ class CentralService:
         engine no longer knows is closed with the last figures once the engine had time to report it."""
         now, mono = self.clock(), time.monotonic()
         with self._lock:
-            if mono < self._reports_grace_until:  # after a restart, engines first deliver what they buffered
-                return
+            waiting = mono < self._reports_grace_until  # after a restart, engines first deliver what they buffered
             for supply in list(self.supplies.values()):
+                if waiting and supply.supply_id in self._loaded:
+                    continue
                 if supply.phase is d.Phase.AUTHORIZED and supply.expires_at <= now:
                     self._cancel(supply, "AUTH_EXPIRED")
             for supply_id, deadline in list(self._orphans.items()):

@@ -162,3 +162,11 @@ def test_a_bad_frame_is_logged_without_its_fields():
     (bad,) = list(reader)
     text = p.describe(bad)
     assert "the-secret" not in text and "AUTH" in text and "BAD_LRC" in text
+
+
+def test_a_supply_authorized_after_the_start_expires_on_time(monkeypatch):
+    net = Net(monkeypatch)  # just started: the restart grace covers only supplies that were open before
+    net.authorize("alice", "CP1")
+    net.clock.advance(61)
+    net.service.expire_authorizations()
+    assert [t.reason for t in net.tickets()] == ["AUTH_EXPIRED"]
