@@ -431,7 +431,7 @@ class EngineCore:
         request_id = self.new_id()
         self._request = (request_id, now)
         cp_id = self.info.cp_id
-        return [Publish(m.RequestSupply(cp_id, f"ANON-{cp_id}", request_id)),
+        return [Publish(m.RequestSupply(cp_id, d.anonymous_driver(cp_id), request_id)),
                 Say(f"Anonymous supply requested (request {request_id})")]
 
     # ------------------------------------------------------------ time

@@ -24,7 +24,6 @@ import argparse
 import logging
 import os
 import queue
-import re
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from typing import Callable, Optional, TextIO
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import domain  # noqa: E402
 from common import messages as m  # noqa: E402
 from common.config import env, host_port_arg, load_env  # noqa: E402
 from common.logs import setup_logging  # noqa: E402
@@ -44,7 +44,7 @@ from EV_Driver.session import (BatchDone, DriverSession, Effect, Quit, Send, Sho
 
 logger = logging.getLogger("EV_Driver")
 
-DRIVER_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")  # drivers.driver_id CHECK in sql/001_core.sql
+DRIVER_ID_PATTERN = domain.DRIVER_ID_PATTERN
 TICK_S = 0.2
 MAX_LINE = 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

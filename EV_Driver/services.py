@@ -7,9 +7,9 @@ Pure text in, list out: reading the file is the caller's job.
 """
 from __future__ import annotations
 
-import re
+from common import domain
 
-CP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+CP_ID_PATTERN = domain.CP_ID_PATTERN
 COMMENT = "#"
 
 

@@ -39,6 +39,14 @@ STATE_COLOURS: dict[CpState, str] = {
 OUT_OF_ORDER_CAPTION = "Out of Order"
 
 
+ANON_PREFIX = "ANON-"  # driver id of a supply requested on the CP itself: ANON-<cp_id>
+
+
+def anonymous_driver(cp_id: str) -> str:
+    """The driver id of an anonymous supply at a CP."""
+    return f"{ANON_PREFIX}{cp_id}"
+
+
 class OutOfService(str, Enum):
     """Independent reasons a CP is deliberately out of service."""
 
@@ -139,6 +147,17 @@ def plain(value: object) -> str:
     return f"{Decimal(str(value)).normalize():f}"
 
 
+def price_text(value: object) -> str:
+    """A €/kWh price for screens with at least 2 decimals ('0.4' -> '0.40'); '' when missing or not a number."""
+    try:
+        price = Decimal(str(value))
+    except ArithmeticError:
+        return ""
+    if not price.is_finite():
+        return ""
+    return str(price.quantize(EUR_QUANTUM) if price.as_tuple().exponent > -2 else price)
+
+
 def energy(value: object) -> Decimal:
     """kWh as an exact decimal with 3 places."""
     return Decimal(str(value)).quantize(KWH_QUANTUM, rounding=ROUND_HALF_UP)
@@ -160,8 +179,9 @@ def energy_after(seconds: float, power_kw: object, time_scale: float = 1.0) -> D
 
 
 # ---- CP registration records ----
-CP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+CP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # = charging_points.cp_id CHECK in sql/001_core.sql
 ZONE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+DRIVER_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")  # = drivers.driver_id CHECK in sql/001_core.sql
 
 
 def validate_cp(body: object) -> tuple[Optional[dict], Optional[str]]:

@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Optional
+
+from common.domain import ZONE_PATTERN as ZONE_RULE
 
 ENVELOPE_VERSION = 1
 CHANNELS = 10
 RESP_PARTITIONS = 3
 DEFAULT_ZONE = "default"
 MAX_MESSAGE_BYTES = 64 * 1024
-ZONE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+ZONE_PATTERN = ZONE_RULE  # the one rule lives in common.domain
 
 
 def topic_select(zone: str) -> str:

@@ -11,26 +11,14 @@ for a console key.
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
 from typing import Iterable, Optional
 
 from common import domain as d
 from common import messages as m
 from EV_CP.engine_core import EngineCore, Supply
 
-ANON_PREFIX = "ANON-"
-
-
-def price_text(value: object) -> str:
-    """A €/kWh price with at least 2 decimals ('0.4' -> '0.40')."""
-    try:
-        price = Decimal(str(value))
-    except ArithmeticError:
-        return str(value)
-    if not price.is_finite():
-        return str(value)
-    return str(price.quantize(Decimal("0.01")) if price.as_tuple().exponent > -2 else price)
-
+price_text = d.price_text
+ANON_PREFIX = d.ANON_PREFIX
 STATE_TEXT = {
     "DESCONECTADO": "Desconectado", "ACTIVADO": "Activado", "SUMINISTRANDO": "Suministrando",
     "PARADO": "Parado", "AVERIADO": "Averiado",

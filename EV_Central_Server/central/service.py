@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,7 @@ from common import passwords
 
 logger = logging.getLogger(__name__)
 COMPONENT = "EV_Central"
-ANON_PREFIX = "ANON-"
-DRIVER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+ANON_PREFIX = d.ANON_PREFIX
 STALE_REQUEST_S = 30.0
 REPORTS_GRACE_S = 30.0  # how long engines get to deliver buffered reports (after a restart, after a Hello)
 
@@ -492,7 +490,7 @@ class CentralService:
     # ------------------------------------------------------------ driver accounts (Kafka)
     def register_driver(self, sender: str, msg: m.RegisterDriver) -> m.AccountResult:
         """Create a driver account; the password is stored only as a slow salted hash."""
-        if not DRIVER_ID.match(msg.driver_id):
+        if not d.DRIVER_ID_PATTERN.match(msg.driver_id):
             return m.AccountResult(msg.driver_id, False, "BAD_DRIVER_ID", "Identificador no válido (letras, números, . _ - @)")
         if msg.driver_id in self.cps or msg.driver_id.startswith(ANON_PREFIX):
             return m.AccountResult(msg.driver_id, False, "DRIVER_EXISTS", "Ese identificador no está disponible")

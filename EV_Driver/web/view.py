@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Iterable, Optional
 
 from common import domain
@@ -18,18 +17,9 @@ from EV_Driver import screens
 from EV_Driver.model import CpView, decimal_or_zero
 from EV_Driver.session import DriverSession
 
+price_text = domain.price_text
+
 CAN_REQUEST = domain.CpState.ACTIVADO.value
-
-
-def price_text(value: object) -> str:
-    """A €/kWh price with at least 2 decimals ('0.4' -> '0.40'); '' when missing or not a number."""
-    try:
-        price = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return ""
-    if not price.is_finite():
-        return ""
-    return str(price.quantize(Decimal("0.01")) if price.as_tuple().exponent > -2 else price)
 
 
 def cp_row(cp: CpView) -> dict:
