@@ -35,7 +35,6 @@ class FramedConnection:
         self._send_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.closed = threading.Event()
-        self.enq_received = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name=f"framed-{peer}", daemon=True)
         self._thread.start()
 
@@ -144,7 +143,6 @@ class FramedConnection:
                 if item.byte == p.EOT:
                     return False
                 if item.byte == p.ENQ:
-                    self.enq_received.set()
                     self._write(p.control(p.ACK))
                 else:
                     self._acks.put(item.byte)

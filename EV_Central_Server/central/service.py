@@ -54,6 +54,11 @@ class AuthDenied(Exception):
         self.code = code
 
 
+def recipient_of(driver_id: str, cp_id: str) -> tuple[str, str]:
+    """(kind, client id) a supply's messages and ticket go to: its driver, or the CP's engine when anonymous."""
+    return ("engine", cp_id) if driver_id.startswith(ANON_PREFIX) else ("driver", driver_id)
+
+
 @dataclass
 class SupplyView:
     """A supply CENTRAL is tracking (not finished yet)."""
@@ -75,9 +80,7 @@ class SupplyView:
     @property
     def recipient(self) -> tuple[str, str]:
         """(kind, client id) that receives this supply's messages and ticket."""
-        if self.driver_id.startswith(ANON_PREFIX):
-            return "engine", self.cp_id
-        return "driver", self.driver_id
+        return recipient_of(self.driver_id, self.cp_id)
 
 
 @dataclass
@@ -432,22 +435,15 @@ class CentralService:
         self._send_ticket(ticket_message(row))
         self._changed()
 
-    @staticmethod
-    def ticket_recipient(ticket: m.TicketIssued) -> tuple[str, str]:
-        """(kind, client id) a ticket goes to: the driver, or the CP's engine for anonymous supplies."""
-        if ticket.driver_id.startswith(ANON_PREFIX):
-            return "engine", ticket.cp_id
-        return "driver", ticket.driver_id
-
     def _send_ticket(self, ticket: m.TicketIssued) -> None:
         self.unacked[ticket.ticket_id] = ticket
-        self.outlet.to_client(*self.ticket_recipient(ticket), ticket)
+        self.outlet.to_client(*recipient_of(ticket.driver_id, ticket.cp_id), ticket)
 
     def ack_ticket(self, sender: str, msg: m.AckTicket) -> None:
         """The ticket's recipient saw it: stop re-sending (anyone else's ack is ignored)."""
         with self._lock:
             ticket = self.unacked.get(msg.ticket_id)
-            if ticket is None or sender != self.ticket_recipient(ticket)[1]:
+            if ticket is None or sender != recipient_of(ticket.driver_id, ticket.cp_id)[1]:
                 return
             self.repo.ack_ticket(msg.ticket_id)
             del self.unacked[msg.ticket_id]
@@ -456,7 +452,7 @@ class CentralService:
         """Re-send unacknowledged tickets (all, or one client's)."""
         with self._lock:
             for ticket in list(self.unacked.values()):
-                if client_id is None or client_id == self.ticket_recipient(ticket)[1]:
+                if client_id is None or client_id == recipient_of(ticket.driver_id, ticket.cp_id)[1]:
                     self._send_ticket(ticket)
 
     def driver_stop(self, sender: str, msg: m.StopSupply) -> None:
@@ -581,11 +577,11 @@ class CentralService:
     # ------------------------------------------------------------ operator commands
     def stop_cp(self, cp_id: str, actor: str = "operator") -> None:
         """Operator stop: ends any supply (STOPPED_BY_OPERATOR) and puts the CP PARADO."""
-        self._set_reason(cp_id, d.OutOfService.OPERATOR.value, True, actor, "STOPPED_BY_OPERATOR")
+        self.set_reason(cp_id, d.OutOfService.OPERATOR.value, True, actor, end_reason="STOPPED_BY_OPERATOR")
 
     def resume_cp(self, cp_id: str, actor: str = "operator") -> None:
         """Operator resume: clears only the operator reason."""
-        self._set_reason(cp_id, d.OutOfService.OPERATOR.value, False, actor, None)
+        self.set_reason(cp_id, d.OutOfService.OPERATOR.value, False, actor)
 
     def engine_ids(self):
         """CP ids, which are also their engines' Kafka client ids (a live view: no copy per message)."""
@@ -595,9 +591,6 @@ class CentralService:
         """Every known CP id."""
         with self._lock:
             return sorted(self.cps)
-
-    def _set_reason(self, cp_id: str, reason: str, on: bool, actor: str, end_reason: Optional[str]) -> None:
-        self.set_reason(cp_id, reason, on, actor, end_reason=end_reason)
 
     def set_reason(self, cp_id: str, reason: str, on: bool, actor: str, end_reason: Optional[str] = None,
                    after_supply: bool = False) -> None:

@@ -160,7 +160,7 @@ def test_command_on_an_unknown_cp_is_a_json_404(api, action):
 
 
 def test_resume_keeps_the_weather_reason(api):
-    api.service._set_reason("CP1", "WEATHER", True, "weather", None)
+    api.service.set_reason("CP1", "WEATHER", True, "weather")
     api.client.post("/api/charging_points/CP1/stop")
     api.client.post("/api/charging_points/CP1/resume")
     assert api.client.get("/api/charging_points/CP1").get_json()["out_of_service"] == ["WEATHER"]

@@ -254,7 +254,7 @@ def _stop(net: Net) -> None:
 
 def _weather(net: Net) -> None:
     net.connect("CP1")
-    net.service._set_reason("CP1", "WEATHER", True, "weather", None)
+    net.service.set_reason("CP1", "WEATHER", True, "weather")
 
 
 def _weather_and_operator(net: Net) -> None:
@@ -489,7 +489,7 @@ def test_resume_clears_only_the_operator_reason(net):
     assert net.service.get("CP1")["out_of_service"] == ["WEATHER"]
     assert net.state("CP1") == "PARADO"
     assert net.repo.cps["CP1"]["out_of_service"] == ["WEATHER"]
-    net.service._set_reason("CP1", "WEATHER", False, "weather", None)
+    net.service.set_reason("CP1", "WEATHER", False, "weather")
     assert net.state("CP1") == "ACTIVADO"
 
 

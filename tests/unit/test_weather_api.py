@@ -198,16 +198,24 @@ def test_messages_from_the_weather_office(api):
 
 
 # ---------------------------------------------------------------- EV_W's page and API
+class _NoCentral:
+    """An API_Central with no CPs and no alerts (the page and its API only)."""
+
+    def locations(self):
+        return []
+
+    def alerted_places(self):
+        return []
+
+
+def office_app():
+    """A scenario weather office and its page's test client."""
+    office = WeatherOffice(type("P", (), {"name": "scenario"})(), _NoCentral(), out=lambda _: None, workers=1)
+    return office, create_office_app(office).test_client()
+
+
 def test_office_page_and_locations_api():
-    class Central:
-        def locations(self):
-            return []
-
-        def alerted_places(self):
-            return []
-
-    office = WeatherOffice(type("P", (), {"name": "scenario"})(), Central(), out=lambda _: None, workers=1)
-    client = create_office_app(office).test_client()
+    office, client = office_app()
     assert client.post("/api/locations", json={"city": "Lyon", "country": "FR"}).status_code == 201
     assert client.post("/api/locations", json={"city": "lyon", "country": "fr"}).status_code == 200
     assert client.post("/api/locations", json={"city": ""}).status_code == 400
@@ -224,15 +232,7 @@ def test_office_page_and_locations_api():
 
 
 def test_office_page_uses_the_shared_look_and_keeps_its_forms():
-    class Central:
-        def locations(self):
-            return []
-
-        def alerted_places(self):
-            return []
-
-    office = WeatherOffice(type("P", (), {"name": "scenario"})(), Central(), out=lambda _: None, workers=1)
-    client = create_office_app(office).test_client()
+    office, client = office_app()
     client.post("/api/locations", json={"city": "Lyon", "country": "FR"})
     lyon = office.book.current()[0]
     office.alerted[lyon.key] = lyon
