@@ -49,11 +49,11 @@ class Outbox:
         self._sends: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def add(self, message: m.Message, target: str = "") -> str:
-        """Queue a message; returns its envelope id."""
+    def add(self, message: m.Message, target: str = "", next_send: float = 0.0) -> str:
+        """Queue a message (due at once, or at next_send when the caller sends it now itself); returns its id."""
         msg_id = m.new_id()
         with self._lock:
-            self._pending[msg_id] = Pending(msg_id, message, target, 0.0)
+            self._pending[msg_id] = Pending(msg_id, message, target, next_send)
         return msg_id
 
     def discard(self, keep_unless) -> int:

@@ -105,8 +105,8 @@ class CentralBus:
 
     def to_client_reliable(self, kind: str, client_id: str, message: m.Message) -> None:
         """Queue a message re-sent until the client acknowledges it."""
-        msg_id = self.outbox.add(message, f"{kind}:{client_id}")
-        self.to_client(kind, client_id, message, msg_id)
+        msg_id = self.outbox.add(message, f"{kind}:{client_id}", next_send=time.monotonic() + self.outbox.resend_s)
+        self.to_client(kind, client_id, message, msg_id)  # sent now; the resend loop only repeats it
 
     def forget_supply(self, supply_id: str) -> None:
         """A finished supply needs no more authorizations or stop commands re-sent."""

@@ -152,3 +152,9 @@ def test_max_sends_gives_up_on_a_receiver_that_never_answers():
     msg_id = box.add(m.StopSupply("s1", "STOPPED_BY_OPERATOR"), "engine:CP1")
     sends = sum(1 for t in range(10) for p in box.due(float(t)) if p.msg_id == msg_id)
     assert sends == 3 and box.pending() == []
+
+
+def test_a_message_sent_at_once_is_only_due_again_after_the_resend_interval():
+    box = Outbox(resend_s=2.0)
+    msg_id = box.add(m.StopSupply("s1", "DRIVER_STOP"), "engine:CP1", next_send=10.0 + 2.0)
+    assert box.due(10.5) == [] and [p.msg_id for p in box.due(12.0)] == [msg_id]
